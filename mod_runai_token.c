@@ -1,0 +1,187 @@
+/* mod_runai_token: the Run:ai API 2.19 token endpoints inside Apache httpd.
+ *
+ * This file is the front door: the module record, the directive table, the
+ * hooks, and the route table that maps method + path to a grant. The core
+ * lives in src/ (see README.md, "Source layout"). */
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include <apr_strings.h>
+
+#include "rt_config.h"
+#include "rt_grant.h"
+#include "rt_http.h"
+#include "rt_request.h"
+#include "rt_util.h"
+
+#define HANDLER_NAME "runai-token"
+
+/* SPEC §1: deprecated routes carry RFC 9745 Deprecation (2024-09-01) and a
+ * Link to their successor. */
+#define DEPRECATION_DATE "@1725148800"
+#define SUCCESSOR_LINK "</api/v1/token>; rel=\"successor-version\""
+
+typedef struct rt_route {
+    const char *path;
+    int method;          /* M_POST or M_GET (HEAD is served as GET) */
+    int deprecated;
+    unsigned int fields; /* JSON body fields the route reads; 0: no body */
+    rt_grant_fn grant;
+} rt_route;
+
+static const rt_route routes[] = {
+    {"/api/v1/token", M_POST, 0, RT_FIELDS_TOKEN, rt_grant_token},
+    {"/v1/k8s/auth/oauth/apptoken", M_POST, 1, RT_FIELDS_LEGACY_APP,
+     rt_grant_legacy_apptoken},
+    {"/v1/k8s/auth/oauth/tokens/refresh", M_POST, 1, 0,
+     rt_grant_legacy_refresh},
+    {"/v1/k8s/auth/token/exchange", M_GET, 1, 0, rt_grant_legacy_exchange},
+};
+
+static const command_rec rt_directives[] = {
+    AP_INIT_TAKE1("RunaiTokenIssuer", rt_set_issuer, NULL, RSRC_CONF,
+                  "Issuer URL of the tokens (iss); default https:// + "
+                  "ServerName"),
+    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_set_signing_key, NULL,
+                   RSRC_CONF,
+                   "PEM key file (RSA or EC) or hmac:FILE, and an optional "
+                   "key id; the first one signs"),
+    AP_INIT_ITERATE("RunaiTokenAudience", rt_set_audience, NULL,
+                    RSRC_CONF | ACCESS_CONF,
+                    "Audiences (aud) of access tokens; default runai"),
+    AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_set_access_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Lifetime of access and id tokens in seconds; default "
+                  "3600"),
+    AP_INIT_ITERATE("RunaiTokenAppProvider", rt_set_provider,
+                    (void *)APR_OFFSETOF(rt_dir_conf, app_providers),
+                    RSRC_CONF | ACCESS_CONF,
+                    "Authn providers that check application secrets"),
+    AP_INIT_ITERATE("RunaiTokenPasswordProvider", rt_set_provider,
+                    (void *)APR_OFFSETOF(rt_dir_conf, password_providers),
+                    RSRC_CONF | ACCESS_CONF,
+                    "Authn providers that check user passwords"),
+    AP_INIT_TAKE23("RunaiTokenClaim", rt_set_claim,
+                   (void *)APR_OFFSETOF(rt_dir_conf, claims),
+                   RSRC_CONF | ACCESS_CONF,
+                   "Claim of user tokens: NAME EXPR [string|list|number|bool]"),
+    AP_INIT_TAKE23("RunaiTokenAppClaim", rt_set_claim,
+                   (void *)APR_OFFSETOF(rt_dir_conf, app_claims),
+                   RSRC_CONF | ACCESS_CONF,
+                   "Claim of app tokens: NAME EXPR [string|list|number|bool]"),
+    AP_INIT_TAKE1("RunaiTokenMaxBody", rt_set_max_body, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Largest accepted request body in bytes; default 16384"),
+    {NULL},
+};
+
+static const rt_route *find_route(const char *path)
+{
+    for (apr_size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(routes[i].path, path) == 0) {
+            return &routes[i];
+        }
+    }
+    return NULL;
+}
+
+static int fail(request_rec *r, int status, const char *message)
+{
+    rt_error e = {status, message, NULL};
+
+    ap_discard_request_body(r);
+    return rt_http_send_error(r, &e);
+}
+
+static const char *log_value(request_rec *r, const char *v)
+{
+    return v ? ap_escape_logitem(r->pool, v) : "-";
+}
+
+static int rt_handler(request_rec *r)
+{
+    const rt_route *route;
+    rt_ctx c = {0};
+    rt_error *err = NULL;
+    json_t *reply = NULL;
+
+    if (r->handler == NULL || strcmp(r->handler, HANDLER_NAME) != 0) {
+        return DECLINED;
+    }
+    route = find_route(r->uri);
+    if (route == NULL) {
+        return fail(r, HTTP_NOT_FOUND, "not found");
+    }
+    if (route->deprecated) {
+        apr_table_setn(r->headers_out, "Deprecation", DEPRECATION_DATE);
+        apr_table_setn(r->headers_out, "Link", SUCCESSOR_LINK);
+    }
+    if (r->method_number != route->method) {
+        apr_table_setn(r->headers_out, "Allow",
+                       route->method == M_GET ? "GET, HEAD" : "POST");
+        return fail(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+    }
+
+    c.r = r;
+    c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
+    c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
+    c.outcome = "granted";
+    if (route->fields != 0) {
+        char *body;
+        apr_size_t len;
+
+        err = rt_http_read_json(r, rt_conf_max_body(c.dc), &body, &len);
+        if (err == NULL) {
+            err = rt_request_parse_json(r->pool, body, len, route->fields,
+                                        &c.f);
+        }
+        if (err != NULL) {
+            c.outcome = "bad_request";
+        }
+    }
+    else {
+        ap_discard_request_body(r);
+    }
+    if (err == NULL) {
+        err = route->grant(&c, &reply);
+        rt_json_pool_own(r->pool, reply);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "grant=%s principal=%s client=%s remote=%s outcome=%s",
+                  log_value(r, c.grant), log_value(r, c.principal),
+                  log_value(r, c.client), log_value(r, r->useragent_ip),
+                  c.outcome);
+    return err ? rt_http_send_error(r, err) : rt_http_send_json(r, reply);
+}
+
+static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    return rt_config_finish(pconf, s);
+}
+
+static void rt_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(runai_token) = {
+    STANDARD20_MODULE_STUFF,
+    rt_create_dir_conf,
+    rt_merge_dir_conf,
+    rt_create_server_conf,
+    rt_merge_server_conf,
+    rt_directives,
+    rt_register_hooks,
+#if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
+    AP_MODULE_FLAG_ALWAYS_MERGE,
+#endif
+};

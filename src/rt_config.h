@@ -1,0 +1,68 @@
+/* Configuration records and the directive handlers that fill them
+ * (SPEC §6). Every value is checked here, at configuration time. */
+#ifndef RT_CONFIG_H
+#define RT_CONFIG_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "mod_auth.h"
+#include "ap_expr.h"
+
+#include "rt_jwt.h"
+
+typedef struct rt_server_conf {
+    const char *issuer;        /* NULL until post_config fills the default */
+    apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
+} rt_server_conf;
+
+typedef struct rt_provider {
+    const char *name;
+    const authn_provider *provider;
+} rt_provider;
+
+typedef struct rt_claim {
+    const char *name;
+    ap_expr_info_t *expr;
+    rt_claim_type type;
+} rt_claim;
+
+typedef struct rt_dir_conf {
+    apr_array_header_t *audience;           /* const char *; NULL: unset */
+    apr_int64_t access_lifetime;            /* -1: unset */
+    apr_array_header_t *app_providers;      /* rt_provider; NULL: unset */
+    apr_array_header_t *password_providers; /* rt_provider; NULL: unset */
+    apr_array_header_t *claims;             /* rt_claim; NULL: none */
+    apr_array_header_t *app_claims;         /* rt_claim; NULL: none */
+    apr_int64_t max_body;                   /* -1: unset */
+} rt_dir_conf;
+
+#define RT_DEFAULT_AUDIENCE "runai"
+#define RT_DEFAULT_ACCESS_LIFETIME 3600
+#define RT_DEFAULT_MAX_BODY 16384
+
+extern module AP_MODULE_DECLARE_DATA runai_token_module;
+
+void *rt_create_server_conf(apr_pool_t *p, server_rec *s);
+void *rt_merge_server_conf(apr_pool_t *p, void *base, void *add);
+void *rt_create_dir_conf(apr_pool_t *p, char *dir);
+void *rt_merge_dir_conf(apr_pool_t *p, void *base, void *add);
+
+const char *rt_set_issuer(cmd_parms *cmd, void *dc, const char *url);
+const char *rt_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
+                               const char *kid);
+const char *rt_set_audience(cmd_parms *cmd, void *dc, const char *aud);
+const char *rt_set_access_lifetime(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_provider(cmd_parms *cmd, void *dc, const char *name);
+const char *rt_set_claim(cmd_parms *cmd, void *dc, const char *name,
+                         const char *expr, const char *type);
+const char *rt_set_max_body(cmd_parms *cmd, void *dc, const char *v);
+
+/* Fills defaults that depend on the whole configuration (the issuer from
+ * ServerName) and logs key warnings; run from post_config. */
+int rt_config_finish(apr_pool_t *p, server_rec *s);
+
+/* Effective values of a dir config. */
+apr_int64_t rt_conf_access_lifetime(const rt_dir_conf *dc);
+apr_int64_t rt_conf_max_body(const rt_dir_conf *dc);
+
+#endif

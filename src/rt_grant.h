@@ -1,0 +1,31 @@
+/* The grants (SPEC §3): each takes a parsed request and either fills a
+ * reply or returns the error to answer. Tokens are minted here. */
+#ifndef RT_GRANT_H
+#define RT_GRANT_H
+
+#include "rt_config.h"
+#include "rt_request.h"
+
+typedef struct rt_ctx {
+    request_rec *r;
+    const rt_server_conf *sc;
+    const rt_dir_conf *dc;
+    rt_fields f;
+    /* What the one log line per request says; never a secret. */
+    const char *grant;
+    const char *principal;
+    const char *client;
+    const char *outcome;
+} rt_ctx;
+
+typedef rt_error *(*rt_grant_fn)(rt_ctx *c, json_t **reply);
+
+/* POST /api/v1/token: picks the grant from grantType (SPEC §2, §3). */
+rt_error *rt_grant_token(rt_ctx *c, json_t **reply);
+/* POST /v1/k8s/auth/oauth/apptoken: {id,name,secret} → {access_token,id_token}. */
+rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply);
+/* Legacy refresh and exchange routes: answered by the sessions issue. */
+rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply);
+rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply);
+
+#endif
