@@ -48,7 +48,7 @@ rt_error *rt_request_parse_json(apr_pool_t *p, const char *body,
     /* jansson's error text quotes the input near the error; it may hold a
      * secret, so only the position is passed on. */
     root = rt_json_pool_own(
-        p, json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr));
+        p, json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr));
     if (root == NULL) {
         switch (json_error_code(&jerr)) {
         case json_error_duplicate_key:

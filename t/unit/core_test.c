@@ -1,0 +1,345 @@
+/* Unit tests of the core (src/ without httpd), TAP output for prove. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <jwt.h>
+
+#include "rt_error.h"
+#include "rt_jwt.h"
+#include "rt_keys.h"
+#include "rt_request.h"
+#include "rt_util.h"
+
+static int tests, failures;
+
+static void ok(int cond, const char *name)
+{
+    tests++;
+    if (!cond) {
+        failures++;
+    }
+    printf("%sok %d - %s\n", cond ? "" : "not ", tests, name);
+}
+
+static void is_str(const char *got, const char *want, const char *name)
+{
+    int same = got && want ? strcmp(got, want) == 0 : got == want;
+    ok(same, name);
+    if (!same) {
+        printf("#   got:  '%s'\n#   want: '%s'\n", got ? got : "(null)",
+               want ? want : "(null)");
+    }
+}
+
+static apr_pool_t *pool;
+static char tmpdir[] = "/tmp/rt_unit_XXXXXX";
+
+static void test_b64url(void)
+{
+    const unsigned char bin[] = {0xfb, 0xff};
+    is_str(rt_b64url(pool, (const unsigned char *)"", 0), "", "b64url empty");
+    is_str(rt_b64url(pool, (const unsigned char *)"f", 1), "Zg", "b64url 1");
+    is_str(rt_b64url(pool, (const unsigned char *)"fo", 2), "Zm8", "b64url 2");
+    is_str(rt_b64url(pool, (const unsigned char *)"foo", 3), "Zm9v",
+           "b64url 3");
+    is_str(rt_b64url(pool, bin, 2), "-_8", "b64url uses - and _");
+    ok(strlen(rt_random_id(pool, 16)) == 22, "random id of 16 bytes: 22 chars");
+    ok(strcmp(rt_random_id(pool, 16), rt_random_id(pool, 16)) != 0,
+       "random ids differ");
+}
+
+static void test_utf8(void)
+{
+    ok(rt_utf8_valid("plain", 5), "utf8 ascii");
+    ok(rt_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9),
+       "utf8 2, 3 and 4 byte sequences");
+    ok(!rt_utf8_valid("\xc0\x80", 2), "utf8 overlong refused");
+    ok(!rt_utf8_valid("\xed\xa0\x80", 3), "utf8 surrogate refused");
+    ok(!rt_utf8_valid("\xe2\x82", 2), "utf8 truncated refused");
+    ok(!rt_utf8_valid("\xf5\x80\x80\x80", 4), "utf8 above U+10FFFF refused");
+    ok(!rt_utf8_valid("a\xff", 2), "utf8 stray byte refused");
+}
+
+static void test_json_ascii(void)
+{
+    json_t *o = rt_json_pool_own(pool, json_object());
+    json_object_set_new(o, "a", json_string("x>y?z~\x7f \xc3\xa9"));
+    is_str(rt_json_ascii(pool, o),
+           "{\"a\":\"x\\u003ey\\u003fz\\u007e\\u007f \\u00E9\"}",
+           "json ascii escapes > ? ~ DEL and non-ASCII");
+}
+
+static void test_small_parsers(void)
+{
+    apr_int64_t v = 0;
+    ok(rt_media_type_is("application/json", "application/json"), "media json");
+    ok(rt_media_type_is("Application/JSON; charset=utf-8", "application/json"),
+       "media type case and parameters");
+    ok(!rt_media_type_is("application/jsonx", "application/json"),
+       "media type prefix refused");
+    ok(!rt_media_type_is("text/plain", "application/json"), "media other");
+    ok(rt_parse_int("10", 1, 100, &v) == 0 && v == 10, "int 10");
+    ok(rt_parse_int("0", 1, 100, &v) != 0, "int below min");
+    ok(rt_parse_int("101", 1, 100, &v) != 0, "int above max");
+    ok(rt_parse_int("-1", -5, 100, &v) != 0, "int sign refused");
+    ok(rt_parse_int("1x", 1, 100, &v) != 0, "int trailing junk");
+    ok(rt_parse_int("", 1, 100, &v) != 0, "int empty");
+    ok(rt_parse_int("99999999999999999999", 1, 100, &v) != 0, "int overflow");
+}
+
+static rt_error *parse(const char *body, unsigned int known, rt_fields *f)
+{
+    return rt_request_parse_json(pool, body, strlen(body), known, f);
+}
+
+static void expect_400(const char *body, const char *needle, const char *name)
+{
+    rt_fields f;
+    rt_error *e = parse(body, RT_FIELDS_TOKEN, &f);
+    int good = e && e->status == 400 && strstr(e->message, needle);
+    ok(good, name);
+    if (!good) {
+        printf("#   got: %s\n", e ? e->message : "success");
+    }
+}
+
+static void test_request(void)
+{
+    rt_fields f;
+    rt_error *e;
+
+    e = parse("{\"AppId\":\"a1\",\"APPSECRET\":\"s\",\"clientId\":\"c\"}",
+              RT_FIELDS_TOKEN, &f);
+    ok(e == NULL, "case-insensitive keys parse");
+    is_str(rt_field(&f, RT_F_APP_ID), "a1", "AppId is appID");
+    is_str(rt_field(&f, RT_F_APP_SECRET), "s", "APPSECRET is appSecret");
+    is_str(rt_field(&f, RT_F_CLIENT_ID), "c", "clientId is clientID");
+    e = parse("{\"appID\":\"\",\"other\":[1,{\"x\":null}],\"id\":7}",
+              RT_FIELDS_TOKEN, &f);
+    ok(e == NULL && rt_field(&f, RT_F_APP_ID) == NULL,
+       "empty field reads as absent; unknown keys of any type ignored");
+    e = parse("{\"id\":\"i\",\"name\":\"n\",\"secret\":\"s\",\"appID\":5}",
+              RT_FIELDS_LEGACY_APP, &f);
+    ok(e == NULL && strcmp(rt_field(&f, RT_F_ID), "i") == 0,
+       "legacy route reads id, ignores appID");
+    expect_400("{\"appID\":\"a\",\"APPID\":\"b\"}", "duplicate",
+               "duplicate in other casing");
+    expect_400("{\"appID\":\"a\",\"appID\":\"a\"}", "duplicate",
+               "exact duplicate");
+    expect_400("{\"zz\":1,\"ZZ\":2}", "duplicate", "duplicate unknown key");
+    expect_400("{\"appSecret\":5}", "appSecret", "number names the field");
+    expect_400("{\"password\":null}", "password", "null names the field");
+    expect_400("{\"username\":[\"a\"]}", "username", "array names the field");
+    expect_400("{\"grantType\":{}}", "grantType", "object names the field");
+    expect_400("{\"clientID\":true}", "clientID", "bool names the field");
+    expect_400("[1,2]", "object", "array body refused");
+    expect_400("\"str\"", "object", "string body refused");
+    expect_400("{\"a\":\"\\u0000\"}", "NUL", "escaped NUL refused");
+    expect_400("{\"a\":\"\xff\"}", "UTF-8", "invalid UTF-8 refused");
+    expect_400("", "empty", "empty body refused");
+    e = rt_request_parse_json(pool, "{\"a\":\"x\0\"}", 9, RT_FIELDS_TOKEN, &f);
+    ok(e && e->status == 400 && strstr(e->message, "NUL"), "raw NUL refused");
+    e = parse("{\"password\":\"hunter2", RT_FIELDS_TOKEN, &f);
+    ok(e && e->status == 400 && !strstr(e->message, "hunter2") &&
+           (!e->details || !strstr(e->details, "hunter2")),
+       "invalid JSON error does not quote the input");
+    is_str(rt_error_body(pool, e),
+           apr_psprintf(pool, "{\"code\":400,\"message\":\"request body is "
+                              "not valid JSON\",\"details\":\"%s\"}",
+                        e->details),
+           "error body shape");
+}
+
+static void claim_is(const char *text, rt_claim_type t, const char *want,
+                     int want_bad, const char *name)
+{
+    int bad = -1;
+    json_t *v = rt_claim_value(text, t, &bad);
+    char *got = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+    ok(bad == want_bad && (want ? got && strcmp(got, want) == 0 : !got), name);
+    if (got && want && strcmp(got, want)) {
+        printf("#   got %s want %s\n", got, want);
+    }
+    free(got);
+    json_decref(v);
+}
+
+static void test_claims(void)
+{
+    claim_is("x", RT_CLAIM_STRING, "\"x\"", 0, "string claim");
+    claim_is("", RT_CLAIM_STRING, NULL, 0, "empty claim omitted");
+    claim_is("a, b,,c ", RT_CLAIM_LIST, "[\"a\",\"b\",\"c\"]", 0, "list");
+    claim_is(" , ,", RT_CLAIM_LIST, NULL, 0, "list of nothing omitted");
+    claim_is("42", RT_CLAIM_NUMBER, "42", 0, "integer");
+    claim_is("-4.5", RT_CLAIM_NUMBER, "-4.5", 0, "decimal");
+    claim_is("4x", RT_CLAIM_NUMBER, NULL, 1, "bad number flagged");
+    claim_is(" 4", RT_CLAIM_NUMBER, NULL, 1, "number with space flagged");
+    claim_is("nan", RT_CLAIM_NUMBER, NULL, 1, "nan flagged");
+    claim_is("Yes", RT_CLAIM_BOOL, "true", 0, "bool yes");
+    claim_is("off", RT_CLAIM_BOOL, "false", 0, "bool off");
+    claim_is("maybe", RT_CLAIM_BOOL, NULL, 1, "bad bool flagged");
+    ok(rt_claim_type_parse("LIST") == RT_CLAIM_LIST &&
+           rt_claim_type_parse("int") < 0,
+       "claim type names");
+}
+
+static const char *write_key(const char *name, EVP_PKEY *pk, int pub_only)
+{
+    const char *path = apr_pstrcat(pool, tmpdir, "/", name, NULL);
+    FILE *fp = fopen(path, "w");
+    if (pub_only) {
+        PEM_write_PUBKEY(fp, pk);
+    }
+    else {
+        PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
+    }
+    fclose(fp);
+    chmod(path, 0600);
+    return path;
+}
+
+static const char *write_bytes(const char *name, const char *data, size_t n)
+{
+    const char *path = apr_pstrcat(pool, tmpdir, "/", name, NULL);
+    FILE *fp = fopen(path, "w");
+    fwrite(data, 1, n, fp);
+    fclose(fp);
+    return path;
+}
+
+/* Signs claims with key and verifies the token with libjwt. */
+static void sign_and_verify(const rt_key *k, const char *alg)
+{
+    json_t *claims = rt_json_pool_own(
+        pool, json_pack("{s:s,s:s}", "sub", "u?>~", "aud", "runai"));
+    char *tok = rt_jwt_sign(pool, k, claims);
+    const char *vk = k->secret ? (const char *)k->secret : k->public_pem;
+    int vlen = k->secret ? (int)k->secret_len : (int)strlen(k->public_pem);
+    jwt_t *jwt = NULL;
+    char *dot1, *dot2;
+
+    ok(tok != NULL, apr_psprintf(pool, "%s: signs", alg));
+    if (tok == NULL) {
+        return;
+    }
+    ok(jwt_decode(&jwt, tok, (const unsigned char *)vk, vlen) == 0 &&
+           strcmp(jwt_get_grant(jwt, "sub"), "u?>~") == 0,
+       apr_psprintf(pool, "%s: libjwt verifies", alg));
+    jwt_free(jwt);
+    dot1 = strchr(tok, '.');
+    dot2 = strchr(dot1 + 1, '.');
+    ok(strcspn(dot1 + 1, "-_") >= (size_t)(dot2 - dot1 - 1),
+       apr_psprintf(pool, "%s: payload segment has no - or _", alg));
+    dot2[1] = dot2[1] == 'A' ? 'B' : 'A';
+    jwt = NULL;
+    ok(jwt_decode(&jwt, tok, (const unsigned char *)vk, vlen) != 0,
+       apr_psprintf(pool, "%s: libjwt refuses a changed signature", alg));
+    jwt_free(jwt);
+}
+
+static void test_keys(void)
+{
+    static const struct {
+        const char *alg, *curve;
+    } ec[] = {{"ES256", "P-256"}, {"ES384", "P-384"}, {"ES512", "P-521"}};
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *small = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    rt_key *k = NULL;
+    const char *err;
+    char secret[40];
+
+    err = rt_key_load(pool, write_key("rsa.pem", rsa, 0), NULL, &k);
+    ok(err == NULL && strcmp(k->alg_name, "RS256") == 0 && k->can_sign,
+       "RSA key loads as RS256");
+    ok(k && strlen(k->kid) == 43, "default kid is a SHA-256 thumbprint");
+    ok(k && k->warning == NULL, "no warning for a 0600 key file");
+    if (k) {
+        ok(rt_jwt_selfcheck(pool, k) == NULL, "libjwt self-check passes");
+        sign_and_verify(k, "RS256");
+    }
+    err = rt_key_load(pool, write_key("rsa.pub", rsa, 1), "old-key", &k);
+    ok(err == NULL && !k->can_sign && strcmp(k->kid, "old-key") == 0,
+       "public key loads verify-only with the given kid");
+    ok(err == NULL && rt_jwt_sign(pool, k, json_object()) == NULL,
+       "a verify-only key does not sign");
+    err = rt_key_load(pool, write_key("small.pem", small, 0), NULL, &k);
+    ok(err && strstr(err, "1024") && strstr(err, "small.pem"),
+       "RSA-1024 refused, naming the file");
+    for (int i = 0; i < 3; i++) {
+        EVP_PKEY *e = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ec[i].curve);
+        err = rt_key_load(pool, write_key(ec[i].alg, e, 0), NULL, &k);
+        ok(err == NULL && strcmp(k->alg_name, ec[i].alg) == 0,
+           apr_psprintf(pool, "EC %s key loads as %s", ec[i].curve,
+                        ec[i].alg));
+        if (err == NULL) {
+            sign_and_verify(k, ec[i].alg);
+        }
+        EVP_PKEY_free(e);
+    }
+    memset(secret, 'k', sizeof(secret));
+    err = rt_key_load(pool,
+                      apr_pstrcat(pool, "hmac:",
+                                  write_bytes("hs", secret, 32), NULL),
+                      NULL, &k);
+    ok(err == NULL && strcmp(k->alg_name, "HS256") == 0 && k->jwk == NULL,
+       "32-byte hmac secret loads as HS256, unpublished");
+    if (err == NULL) {
+        sign_and_verify(k, "HS256");
+    }
+    err = rt_key_load(pool,
+                      apr_pstrcat(pool, "hmac:",
+                                  write_bytes("hs31", secret, 31), NULL),
+                      NULL, &k);
+    ok(err && strstr(err, "hs31"), "31-byte hmac secret refused");
+    err = rt_key_load(pool, "/nonexistent/key.pem", NULL, &k);
+    ok(err && strstr(err, "/nonexistent/key.pem"), "missing file named");
+    err = rt_key_load(pool, write_bytes("junk.pem", "not a key\n", 10), NULL,
+                      &k);
+    ok(err && strstr(err, "junk.pem"), "unparsable file named");
+    chmod(apr_pstrcat(pool, tmpdir, "/rsa.pem", NULL), 0644);
+    err = rt_key_load(pool, apr_pstrcat(pool, tmpdir, "/rsa.pem", NULL), NULL,
+                      &k);
+    ok(err == NULL && k->warning && strstr(k->warning, "readable"),
+       "world-readable key file gives a warning");
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(small);
+}
+
+static void remove_tmpdir(void)
+{
+    static const char *const names[] = {"rsa.pem", "rsa.pub", "small.pem",
+                                        "ES256", "ES384", "ES512", "hs",
+                                        "hs31", "junk.pem", NULL};
+    for (const char *const *n = names; *n; n++) {
+        unlink(apr_pstrcat(pool, tmpdir, "/", *n, NULL));
+    }
+    rmdir(tmpdir);
+}
+
+int main(void)
+{
+    apr_initialize();
+    apr_pool_create(&pool, NULL);
+    if (mkdtemp(tmpdir) == NULL) {
+        printf("Bail out! cannot create a temporary directory\n");
+        return 1;
+    }
+    test_b64url();
+    test_utf8();
+    test_json_ascii();
+    test_small_parsers();
+    test_request();
+    test_claims();
+    test_keys();
+    remove_tmpdir();
+    apr_pool_destroy(pool);
+    apr_terminate();
+    printf("1..%d\n", tests);
+    return failures ? 1 : 0;
+}
