@@ -27,7 +27,7 @@
 
 typedef struct rt_route {
     const char *path;
-    int method;          /* M_POST or M_GET (HEAD is served as GET) */
+    int method; /* M_POST or M_GET (HEAD is served as GET) */
     int deprecated;
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
     rt_grant_fn grant;
@@ -46,8 +46,7 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenIssuer", rt_set_issuer, NULL, RSRC_CONF,
                   "Issuer URL of the tokens (iss); default https:// + "
                   "ServerName"),
-    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_set_signing_key, NULL,
-                   RSRC_CONF,
+    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_set_signing_key, NULL, RSRC_CONF,
                    "PEM key file (RSA or EC) or hmac:FILE, and an optional "
                    "key id; the first one signs"),
     AP_INIT_ITERATE("RunaiTokenAudience", rt_set_audience, NULL,
@@ -136,14 +135,13 @@ static int rt_handler(request_rec *r)
 
         err = rt_http_read_json(r, rt_conf_max_body(c.dc), &body, &len);
         if (err == NULL) {
-            err = rt_request_parse_json(r->pool, body, len, route->fields,
-                                        &c.f);
+            err =
+                rt_request_parse_json(r->pool, body, len, route->fields, &c.f);
         }
         if (err != NULL) {
             c.outcome = "bad_request";
         }
-    }
-    else {
+    } else {
         ap_discard_request_body(r);
     }
     if (err == NULL) {
@@ -174,12 +172,8 @@ static void rt_register_hooks(apr_pool_t *p)
 }
 
 AP_DECLARE_MODULE(runai_token) = {
-    STANDARD20_MODULE_STUFF,
-    rt_create_dir_conf,
-    rt_merge_dir_conf,
-    rt_create_server_conf,
-    rt_merge_server_conf,
-    rt_directives,
+    STANDARD20_MODULE_STUFF,     rt_create_dir_conf,   rt_merge_dir_conf,
+    rt_create_server_conf,       rt_merge_server_conf, rt_directives,
     rt_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
     AP_MODULE_FLAG_ALWAYS_MERGE,

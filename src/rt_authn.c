@@ -4,8 +4,7 @@
 
 APLOG_USE_MODULE(runai_token);
 
-authn_status rt_authn_check(request_rec *r,
-                            const apr_array_header_t *providers,
+authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
                             const char *user, const char *password)
 {
     authn_status st = AUTH_USER_NOT_FOUND;

@@ -9,8 +9,7 @@
  * provider name note is set around each call, the next provider is asked
  * only when the user was not found. Returns AUTH_GRANTED, AUTH_DENIED (also
  * for an unknown user) or AUTH_GENERAL_ERROR. Sets r->user to user. */
-authn_status rt_authn_check(request_rec *r,
-                            const apr_array_header_t *providers,
+authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
                             const char *user, const char *password);
 
 #endif

@@ -18,15 +18,14 @@ json_t *rt_claims_eval(request_rec *r, const apr_array_header_t *claims)
 
         if (err != NULL) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "claim '%s' omitted: expression failed: %s",
-                          c->name, err);
+                          "claim '%s' omitted: expression failed: %s", c->name,
+                          err);
             continue;
         }
         v = rt_claim_value(text, c->type, &bad);
         if (bad) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "claim '%s' omitted: its value is not a %s",
-                          c->name,
+                          "claim '%s' omitted: its value is not a %s", c->name,
                           c->type == RT_CLAIM_NUMBER ? "number" : "bool");
         }
         if (v != NULL) {

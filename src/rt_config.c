@@ -11,11 +11,11 @@ APLOG_USE_MODULE(runai_token);
 
 /* Claims the module sets itself; RunaiTokenClaim may not replace them. */
 static const char *const reserved_claims[] = {
-    "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "azp", "auth_time",
-    "nonce", NULL};
+    "iss", "sub", "aud",       "exp",   "iat", "nbf",
+    "jti", "azp", "auth_time", "nonce", NULL};
 
-#define BAD(cmd, value, ...)                                                  \
-    apr_psprintf((cmd)->pool, "%s: '%s' %s", (cmd)->cmd->name, (value),       \
+#define BAD(cmd, value, ...)                                                   \
+    apr_psprintf((cmd)->pool, "%s: '%s' %s", (cmd)->cmd->name, (value),        \
                  apr_psprintf((cmd)->pool, __VA_ARGS__))
 
 void *rt_create_server_conf(apr_pool_t *p, server_rec *s)
@@ -77,7 +77,8 @@ void *rt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     rt_dir_conf *base = basev, *add = addv;
     rt_dir_conf *c = apr_palloc(p, sizeof(*c));
 
-#define PICK(field, unset) c->field = add->field != unset ? add->field : base->field
+#define PICK(field, unset)                                                     \
+    c->field = add->field != unset ? add->field : base->field
     PICK(audience, NULL);
     PICK(access_lifetime, -1);
     PICK(app_providers, NULL);
@@ -103,8 +104,9 @@ const char *rt_set_issuer(cmd_parms *cmd, void *dc, const char *url)
     if (apr_uri_parse(cmd->pool, url, &u) != APR_SUCCESS || !u.scheme ||
         (strcmp(u.scheme, "https") != 0 && strcmp(u.scheme, "http") != 0) ||
         !u.hostname || !*u.hostname || u.query || u.fragment || u.user) {
-        return BAD(cmd, url, "is not an absolute http(s) URL without query, "
-                             "fragment or user");
+        return BAD(cmd, url,
+                   "is not an absolute http(s) URL without query, "
+                   "fragment or user");
     }
     sc->issuer = url;
     return NULL;
@@ -131,9 +133,8 @@ const char *rt_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
     if (path == NULL || (hmac && file[5] == '\0')) {
         return BAD(cmd, file, "is not a valid path");
     }
-    err = rt_key_load(cmd->pool, hmac ? apr_pstrcat(cmd->pool, "hmac:", path,
-                                                    NULL)
-                                      : path,
+    err = rt_key_load(cmd->pool,
+                      hmac ? apr_pstrcat(cmd->pool, "hmac:", path, NULL) : path,
                       kid, &key);
     if (err == NULL && key->can_sign) {
         err = rt_jwt_selfcheck(cmd->pool, key);
@@ -143,15 +144,18 @@ const char *rt_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
     }
     if (sc->keys == NULL) {
         if (!key->can_sign) {
-            return BAD(cmd, file, "holds a public key only, but the first "
-                                  "key signs: list a private key first");
+            return BAD(cmd, file,
+                       "holds a public key only, but the first "
+                       "key signs: list a private key first");
         }
         sc->keys = apr_array_make(cmd->pool, 2, sizeof(rt_key *));
     }
     for (int i = 0; i < sc->keys->nelts; i++) {
         if (strcmp(APR_ARRAY_IDX(sc->keys, i, rt_key *)->kid, key->kid) == 0) {
-            return BAD(cmd, file, "has key id '%s', already used by another "
-                                  "key", key->kid);
+            return BAD(cmd, file,
+                       "has key id '%s', already used by another "
+                       "key",
+                       key->kid);
         }
     }
     APR_ARRAY_PUSH(sc->keys, rt_key *) = key;
@@ -172,13 +176,14 @@ const char *rt_set_audience(cmd_parms *cmd, void *dcv, const char *aud)
     return NULL;
 }
 
-static const char *set_seconds(cmd_parms *cmd, const char *v,
-                               apr_int64_t min, apr_int64_t max,
-                               apr_int64_t *out)
+static const char *set_seconds(cmd_parms *cmd, const char *v, apr_int64_t min,
+                               apr_int64_t max, apr_int64_t *out)
 {
     if (rt_parse_int(v, min, max, out) != 0) {
-        return BAD(cmd, v, "is not a whole number from %" APR_INT64_T_FMT
-                           " to %" APR_INT64_T_FMT, min, max);
+        return BAD(cmd, v,
+                   "is not a whole number from %" APR_INT64_T_FMT
+                   " to %" APR_INT64_T_FMT,
+                   min, max);
     }
     return NULL;
 }
@@ -206,9 +211,10 @@ const char *rt_set_provider(cmd_parms *cmd, void *dcv, const char *name)
         ap_lookup_provider(AUTHN_PROVIDER_GROUP, name, AUTHN_PROVIDER_VERSION);
 
     if (ap == NULL) {
-        return BAD(cmd, name, "is not a known authn provider (is its "
-                              "mod_authn_* module loaded, or its "
-                              "AuthnProviderAlias defined above?)");
+        return BAD(cmd, name,
+                   "is not a known authn provider (is its "
+                   "mod_authn_* module loaded, or its "
+                   "AuthnProviderAlias defined above?)");
     }
     if (ap->check_password == NULL) {
         return BAD(cmd, name, "cannot check passwords");
@@ -247,13 +253,14 @@ const char *rt_set_claim(cmd_parms *cmd, void *dcv, const char *name,
         }
     }
     if (t < 0) {
-        return BAD(cmd, type, "is not a claim type (string, list, number, "
-                              "bool)");
+        return BAD(cmd, type,
+                   "is not a claim type (string, list, number, "
+                   "bool)");
     }
     c.name = name;
     c.type = (rt_claim_type)t;
-    c.expr = ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err,
-                               NULL);
+    c.expr =
+        ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
     if (err != NULL) {
         return BAD(cmd, expr, "is not a valid expression: %s", err);
     }
@@ -280,10 +287,9 @@ int rt_config_finish(apr_pool_t *p, server_rec *main_server)
             ap_get_module_config(s->module_config, &runai_token_module);
 
         if (sc->issuer == NULL) {
-            sc->issuer = apr_pstrcat(p, "https://",
-                                     s->server_hostname ? s->server_hostname
-                                                        : "localhost",
-                                     NULL);
+            sc->issuer = apr_pstrcat(
+                p, "https://",
+                s->server_hostname ? s->server_hostname : "localhost", NULL);
         }
         /* Warn once per key list: vhosts may share the main server's. */
         if (first_pass || sc->keys == NULL ||

@@ -11,8 +11,8 @@
 #include "rt_jwt.h"
 
 typedef struct rt_server_conf {
-    const char *issuer;        /* NULL until post_config fills the default */
-    apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
+    const char *issuer;       /* NULL until post_config fills the default */
+    apr_array_header_t *keys; /* rt_key *; first signs; NULL when unset */
 } rt_server_conf;
 
 typedef struct rt_provider {

@@ -25,6 +25,7 @@ char *rt_error_body(apr_pool_t *p, const rt_error *e)
         json_object_set_new(o, "details", json_string(e->details));
     }
     s = rt_json_ascii(p, o);
-    return s ? s : apr_psprintf(p, "{\"code\":%d,\"message\":\"error\"}",
-                                e->status);
+    return s ? s
+             : apr_psprintf(p, "{\"code\":%d,\"message\":\"error\"}",
+                            e->status);
 }

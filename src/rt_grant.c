@@ -19,10 +19,10 @@ static rt_error *bad_request(rt_ctx *c, const char *outcome,
 
 static rt_error *missing(rt_ctx *c, rt_field_id f)
 {
-    return bad_request(c, "bad_request",
-                       apr_psprintf(c->r->pool, "missing field '%s'",
-                                    rt_field_names[f]),
-                       NULL);
+    return bad_request(
+        c, "bad_request",
+        apr_psprintf(c->r->pool, "missing field '%s'", rt_field_names[f]),
+        NULL);
 }
 
 static rt_error *internal(rt_ctx *c, const char *why)
@@ -105,8 +105,10 @@ static rt_error *mint(rt_ctx *c, const char *sub, const char *azp,
         *id = rt_jwt_sign(c->r->pool, key, it);
     }
     if (*access == NULL || (id_aud != NULL && *id == NULL)) {
-        return internal(c, apr_psprintf(c->r->pool, "signing with key '%s' "
-                                                    "failed", key->kid));
+        return internal(c, apr_psprintf(c->r->pool,
+                                        "signing with key '%s' "
+                                        "failed",
+                                        key->kid));
     }
     return NULL;
 }
@@ -153,8 +155,7 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
     e = authenticate(c, c->dc->app_providers, c->dc->app_claims, id, secret,
                      &profile);
     if (e == NULL) {
-        e = mint(c, id, id, profile, idt ? json_string(id) : NULL, access,
-                 idt);
+        e = mint(c, id, id, profile, idt ? json_string(id) : NULL, access, idt);
     }
     return e;
 }
@@ -162,16 +163,16 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
 static rt_error *grant_app_token(rt_ctx *c, json_t **reply)
 {
     const char *access = NULL;
-    int by_app = rt_field(&c->f, RT_F_APP_ID) || !rt_field(&c->f, RT_F_CLIENT_ID);
+    int by_app =
+        rt_field(&c->f, RT_F_APP_ID) || !rt_field(&c->f, RT_F_CLIENT_ID);
     rt_error *e;
 
     c->grant = "app_token";
-    e = grant_app(c,
-                  rt_field(&c->f, by_app ? RT_F_APP_ID : RT_F_CLIENT_ID),
-                  by_app ? RT_F_APP_ID : RT_F_CLIENT_ID,
-                  rt_field(&c->f, by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET),
-                  by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET, &access,
-                  NULL);
+    e = grant_app(
+        c, rt_field(&c->f, by_app ? RT_F_APP_ID : RT_F_CLIENT_ID),
+        by_app ? RT_F_APP_ID : RT_F_CLIENT_ID,
+        rt_field(&c->f, by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET),
+        by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET, &access, NULL);
     if (e == NULL) {
         *reply = json_pack("{s:s,s:I}", "accessToken", access, "expiresIn",
                            (json_int_t)rt_conf_access_lifetime(c->dc));
@@ -194,8 +195,8 @@ rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply)
     e = grant_app(c, rt_field(&c->f, RT_F_ID), RT_F_ID,
                   rt_field(&c->f, RT_F_SECRET), RT_F_SECRET, &access, &idt);
     if (e == NULL) {
-        *reply = json_pack("{s:s,s:s}", "access_token", access, "id_token",
-                           idt);
+        *reply =
+            json_pack("{s:s,s:s}", "access_token", access, "id_token", idt);
     }
     return e;
 }
@@ -225,13 +226,12 @@ static rt_error *grant_password(rt_ctx *c, json_t **reply)
                      password, &profile);
     if (e == NULL) {
         e = mint(c, user, client, profile,
-                 client ? json_string(client) : audience(c->dc), &access,
-                 &idt);
+                 client ? json_string(client) : audience(c->dc), &access, &idt);
     }
     if (e == NULL) {
-        *reply = json_pack("{s:s,s:s,s:I}", "accessToken", access, "idToken",
-                           idt, "expiresIn",
-                           (json_int_t)rt_conf_access_lifetime(c->dc));
+        *reply =
+            json_pack("{s:s,s:s,s:I}", "accessToken", access, "idToken", idt,
+                      "expiresIn", (json_int_t)rt_conf_access_lifetime(c->dc));
     }
     return e;
 }

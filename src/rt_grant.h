@@ -22,7 +22,8 @@ typedef rt_error *(*rt_grant_fn)(rt_ctx *c, json_t **reply);
 
 /* POST /api/v1/token: picks the grant from grantType (SPEC §2, §3). */
 rt_error *rt_grant_token(rt_ctx *c, json_t **reply);
-/* POST /v1/k8s/auth/oauth/apptoken: {id,name,secret} → {access_token,id_token}. */
+/* POST /v1/k8s/auth/oauth/apptoken: {id,name,secret} → {access_token,id_token}.
+ */
 rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply);
 /* Legacy refresh and exchange routes: answered by the sessions issue. */
 rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply);

@@ -26,8 +26,8 @@ rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
     }
     rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
     if (rc != OK) {
-        return rt_error_make(r->pool, rc == HTTP_REQUEST_ENTITY_TOO_LARGE
-                                          ? 413 : 400,
+        return rt_error_make(r->pool,
+                             rc == HTTP_REQUEST_ENTITY_TOO_LARGE ? 413 : 400,
                              rc == HTTP_REQUEST_ENTITY_TOO_LARGE
                                  ? "request body too large"
                                  : "cannot read the request body",
@@ -35,9 +35,10 @@ rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
     }
     if (r->remaining > limit) {
         r->connection->keepalive = AP_CONN_CLOSE;
-        return rt_error_make(r->pool, 413, "request body too large",
-                             apr_psprintf(r->pool, "the limit is %" APR_OFF_T_FMT
-                                                   " bytes", limit));
+        return rt_error_make(
+            r->pool, 413, "request body too large",
+            apr_psprintf(r->pool, "the limit is %" APR_OFF_T_FMT " bytes",
+                         limit));
     }
     if (!ap_should_client_block(r)) {
         *body = apr_pcalloc(r->pool, 1);
@@ -51,7 +52,8 @@ rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
         if (n + 1 >= cap) {
             /* Grow up to limit + 2: room to see one byte over the limit. */
             apr_size_t ncap = cap * 2 > (apr_size_t)limit + 2
-                                  ? (apr_size_t)limit + 2 : cap * 2;
+                                  ? (apr_size_t)limit + 2
+                                  : cap * 2;
             char *nbuf = apr_palloc(r->pool, ncap);
 
             memcpy(nbuf, buf, n);

@@ -59,8 +59,7 @@ const char *rt_jwt_selfcheck(apr_pool_t *p, const rt_key *key)
     if (key->secret != NULL) {
         vk = key->secret;
         vk_len = (int)key->secret_len;
-    }
-    else {
+    } else {
         vk = (const unsigned char *)key->public_pem;
         vk_len = (int)strlen(key->public_pem);
     }
@@ -69,8 +68,9 @@ const char *rt_jwt_selfcheck(apr_pool_t *p, const rt_key *key)
     rc = rc != 0 || jwt_get_alg(jwt) != libjwt_alg[key->alg] || sub == NULL ||
          strcmp(sub, "probe?>~") != 0;
     jwt_free(jwt);
-    return rc ? apr_psprintf(p, "libjwt does not verify a %s token signed "
-                                "with the key in '%s'",
+    return rc ? apr_psprintf(p,
+                             "libjwt does not verify a %s token signed "
+                             "with the key in '%s'",
                              key->alg_name, key->file)
               : NULL;
 }

@@ -71,8 +71,9 @@ static const char *read_file(apr_pool_t *p, const char *path,
     }
     (*data)[*len] = '\0';
     if (fi.protection & (APR_FPROT_GREAD | APR_FPROT_WREAD)) {
-        *warning = apr_psprintf(p, "key file '%s' is readable by group or "
-                                   "others; chmod 600 it",
+        *warning = apr_psprintf(p,
+                                "key file '%s' is readable by group or "
+                                "others; chmod 600 it",
                                 path);
     }
     return NULL;
@@ -117,8 +118,10 @@ static const char *describe_pkey(apr_pool_t *p, rt_key *k,
         char *e = bn_b64url(p, k->pkey, OSSL_PKEY_PARAM_RSA_E, 0);
 
         if (bits < 2048 || bits > 8192) {
-            return apr_psprintf(p, "RSA key in '%s' has %d bits; 2048 to 8192 "
-                                   "are accepted", k->file, bits);
+            return apr_psprintf(p,
+                                "RSA key in '%s' has %d bits; 2048 to 8192 "
+                                "are accepted",
+                                k->file, bits);
         }
         if (n == NULL || e == NULL) {
             return apr_psprintf(p, "cannot export RSA key '%s'", k->file);
@@ -129,8 +132,10 @@ static const char *describe_pkey(apr_pool_t *p, rt_key *k,
         json_object_set_new(k->jwk, "kty", json_string("RSA"));
         json_object_set_new(k->jwk, "n", json_string(n));
         json_object_set_new(k->jwk, "e", json_string(e));
-        *thumb_input = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\","
-                                       "\"n\":\"%s\"}", e, n);
+        *thumb_input = apr_psprintf(p,
+                                    "{\"e\":\"%s\",\"kty\":\"RSA\","
+                                    "\"n\":\"%s\"}",
+                                    e, n);
         return NULL;
     }
     if (EVP_PKEY_get_base_id(k->pkey) == EVP_PKEY_EC) {
@@ -145,18 +150,17 @@ static const char *describe_pkey(apr_pool_t *p, rt_key *k,
         if (strcmp(group, "prime256v1") == 0) {
             k->alg = RT_ALG_ES256, k->alg_name = "ES256", crv = "P-256";
             k->md = EVP_sha256(), k->ec_half = 32;
-        }
-        else if (strcmp(group, "secp384r1") == 0) {
+        } else if (strcmp(group, "secp384r1") == 0) {
             k->alg = RT_ALG_ES384, k->alg_name = "ES384", crv = "P-384";
             k->md = EVP_sha384(), k->ec_half = 48;
-        }
-        else if (strcmp(group, "secp521r1") == 0) {
+        } else if (strcmp(group, "secp521r1") == 0) {
             k->alg = RT_ALG_ES512, k->alg_name = "ES512", crv = "P-521";
             k->md = EVP_sha512(), k->ec_half = 66;
-        }
-        else {
-            return apr_psprintf(p, "EC key '%s' is on curve %s; P-256, P-384 "
-                                   "and P-521 are accepted", k->file, group);
+        } else {
+            return apr_psprintf(p,
+                                "EC key '%s' is on curve %s; P-256, P-384 "
+                                "and P-521 are accepted",
+                                k->file, group);
         }
         x = bn_b64url(p, k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, (int)k->ec_half);
         y = bn_b64url(p, k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, (int)k->ec_half);
@@ -167,8 +171,10 @@ static const char *describe_pkey(apr_pool_t *p, rt_key *k,
         json_object_set_new(k->jwk, "crv", json_string(crv));
         json_object_set_new(k->jwk, "x", json_string(x));
         json_object_set_new(k->jwk, "y", json_string(y));
-        *thumb_input = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"EC\","
-                                       "\"x\":\"%s\",\"y\":\"%s\"}", crv, x, y);
+        *thumb_input = apr_psprintf(p,
+                                    "{\"crv\":\"%s\",\"kty\":\"EC\","
+                                    "\"x\":\"%s\",\"y\":\"%s\"}",
+                                    crv, x, y);
         return NULL;
     }
     return apr_psprintf(p, "key in '%s' is neither RSA nor EC", k->file);
@@ -192,14 +198,15 @@ static const char *load_pem(apr_pool_t *p, rt_key *k, unsigned char *data,
     }
     BIO_free(bio);
     if (k->pkey == NULL) {
-        return apr_psprintf(p, "'%s' holds no unencrypted PEM private or "
-                               "public key", k->file);
+        return apr_psprintf(p,
+                            "'%s' holds no unencrypted PEM private or "
+                            "public key",
+                            k->file);
     }
     out = BIO_new(BIO_s_mem());
     if (out == NULL || !PEM_write_bio_PUBKEY(out, k->pkey)) {
         BIO_free(out);
-        return apr_psprintf(p, "cannot export the public key of '%s'",
-                            k->file);
+        return apr_psprintf(p, "cannot export the public key of '%s'", k->file);
     }
     pem_len = BIO_get_mem_data(out, &pem);
     k->public_pem = apr_pstrmemdup(p, pem, (apr_size_t)pem_len);
@@ -226,8 +233,9 @@ const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
     }
     if (hmac) {
         if (len < HMAC_MIN_BYTES) {
-            return apr_psprintf(p, "HMAC secret in '%s' has %" APR_SIZE_T_FMT
-                                   " bytes; at least %d are needed",
+            return apr_psprintf(p,
+                                "HMAC secret in '%s' has %" APR_SIZE_T_FMT
+                                " bytes; at least %d are needed",
                                 k->file, len, HMAC_MIN_BYTES);
         }
         k->secret = data;
@@ -238,8 +246,7 @@ const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
         k->md = EVP_sha256();
         thumb_input = apr_psprintf(p, "{\"k\":\"%s\",\"kty\":\"oct\"}",
                                    rt_b64url(p, data, len));
-    }
-    else {
+    } else {
         err = load_pem(p, k, data, len, &thumb_input);
         OPENSSL_cleanse(data, len);
         if (err != NULL) {

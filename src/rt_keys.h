@@ -20,21 +20,21 @@ typedef enum {
 #define RT_SIG_MAX 1024
 
 typedef struct rt_key {
-    const char *file;          /* as resolved, for messages */
-    const char *kid;           /* configured, else RFC 7638 thumbprint */
+    const char *file; /* as resolved, for messages */
+    const char *kid;  /* configured, else RFC 7638 thumbprint */
     rt_alg alg;
-    const char *alg_name;      /* "RS256", ... */
+    const char *alg_name; /* "RS256", ... */
     const EVP_MD *md;
-    EVP_PKEY *pkey;            /* RSA or EC; NULL for HMAC */
-    int can_sign;              /* private key (or HMAC secret) present */
-    unsigned char *secret;     /* HMAC secret, else NULL */
+    EVP_PKEY *pkey;        /* RSA or EC; NULL for HMAC */
+    int can_sign;          /* private key (or HMAC secret) present */
+    unsigned char *secret; /* HMAC secret, else NULL */
     apr_size_t secret_len;
-    apr_size_t ec_half;        /* bytes of r and of s for ES*, else 0 */
-    json_t *jwk;               /* public JWK with kid/alg/use; NULL for HMAC */
-    const char *public_pem;    /* SubjectPublicKeyInfo PEM; NULL for HMAC */
-    const char *header_b64;    /* base64url of {"alg","typ","kid"} */
+    apr_size_t ec_half;     /* bytes of r and of s for ES*, else 0 */
+    json_t *jwk;            /* public JWK with kid/alg/use; NULL for HMAC */
+    const char *public_pem; /* SubjectPublicKeyInfo PEM; NULL for HMAC */
+    const char *header_b64; /* base64url of {"alg","typ","kid"} */
     apr_size_t header_b64_len;
-    const char *warning;       /* non-fatal remark for the log, or NULL */
+    const char *warning; /* non-fatal remark for the log, or NULL */
 } rt_key;
 
 /* Loads "FILE" or "hmac:FILE" (already made absolute by the caller).

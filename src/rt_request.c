@@ -9,10 +9,9 @@
 #include <jansson.h>
 
 const char *const rt_field_names[RT_F__COUNT] = {
-    "grantType",   "appID",        "appSecret",    "username",
-    "password",    "clientID",     "clientSecret", "code",
-    "redirectUri", "refreshToken", "codeVerifier", "id",
-    "name",        "secret",
+    "grantType",    "appID",        "appSecret", "username",    "password",
+    "clientID",     "clientSecret", "code",      "redirectUri", "refreshToken",
+    "codeVerifier", "id",           "name",      "secret",
 };
 
 static int field_index(const char *key, unsigned int known)
@@ -25,9 +24,8 @@ static int field_index(const char *key, unsigned int known)
     return -1;
 }
 
-rt_error *rt_request_parse_json(apr_pool_t *p, const char *body,
-                                apr_size_t len, unsigned int known,
-                                rt_fields *out)
+rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,
+                                unsigned int known, rt_fields *out)
 {
     json_error_t jerr;
     json_t *root;
@@ -48,20 +46,19 @@ rt_error *rt_request_parse_json(apr_pool_t *p, const char *body,
     /* jansson's error text quotes the input near the error; it may hold a
      * secret, so only the position is passed on. */
     root = rt_json_pool_own(
-        p, json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr));
+        p,
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr));
     if (root == NULL) {
         switch (json_error_code(&jerr)) {
         case json_error_duplicate_key:
-            return rt_error_make(p, 400, "duplicate key in request body",
-                                 NULL);
+            return rt_error_make(p, 400, "duplicate key in request body", NULL);
         case json_error_null_character:
             return rt_error_make(p, 400, "NUL character in a JSON string",
                                  NULL);
         default:
             return rt_error_make(
                 p, 400, "request body is not valid JSON",
-                apr_psprintf(p, "line %d, column %d", jerr.line,
-                             jerr.column));
+                apr_psprintf(p, "line %d, column %d", jerr.line, jerr.column));
         }
     }
     if (!json_is_object(root)) {
@@ -91,11 +88,10 @@ rt_error *rt_request_parse_json(apr_pool_t *p, const char *body,
             continue;
         }
         if (!json_is_string(value)) {
-            return rt_error_make(
-                p, 400,
-                apr_psprintf(p, "field '%s' must be a string",
-                             rt_field_names[idx]),
-                NULL);
+            return rt_error_make(p, 400,
+                                 apr_psprintf(p, "field '%s' must be a string",
+                                              rt_field_names[idx]),
+                                 NULL);
         }
         out->v[idx] = apr_pstrmemdup(p, json_string_value(value),
                                      json_string_length(value));

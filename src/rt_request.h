@@ -26,7 +26,7 @@ typedef enum {
 
 /* Which fields a route knows; the others are ignored like unknown keys. */
 #define RT_FIELDS_TOKEN ((1u << RT_F_ID) - 1)
-#define RT_FIELDS_LEGACY_APP                                                  \
+#define RT_FIELDS_LEGACY_APP                                                   \
     ((1u << RT_F_ID) | (1u << RT_F_NAME) | (1u << RT_F_SECRET))
 
 /* Canonical spellings, as error messages name them. */
@@ -38,9 +38,8 @@ typedef struct rt_fields {
 
 /* Parses body[0..len) as a JSON object into out (values in p).
  * Returns NULL on success or a 400 error that names the offending field. */
-rt_error *rt_request_parse_json(apr_pool_t *p, const char *body,
-                                apr_size_t len, unsigned int known,
-                                rt_fields *out);
+rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,
+                                unsigned int known, rt_fields *out);
 
 /* The value of field f, or NULL when absent or empty. */
 const char *rt_field(const rt_fields *f, rt_field_id which);

@@ -24,8 +24,7 @@ apr_size_t rt_b64url_to(char *out, const unsigned char *d, apr_size_t len)
     if (len - i == 1) {
         *o++ = b64url_alphabet[d[i] >> 2];
         *o++ = b64url_alphabet[(d[i] & 3) << 4];
-    }
-    else if (len - i == 2) {
+    } else if (len - i == 2) {
         *o++ = b64url_alphabet[d[i] >> 2];
         *o++ = b64url_alphabet[((d[i] & 3) << 4) | (d[i + 1] >> 4)];
         *o++ = b64url_alphabet[(d[i + 1] & 15) << 2];
@@ -68,16 +67,13 @@ int rt_utf8_valid(const char *buf, apr_size_t len)
         if (c >= 0xC2 && c <= 0xDF) {
             n = 1;
             cp = c & 0x1F;
-        }
-        else if (c >= 0xE0 && c <= 0xEF) {
+        } else if (c >= 0xE0 && c <= 0xEF) {
             n = 2;
             cp = c & 0x0F;
-        }
-        else if (c >= 0xF0 && c <= 0xF4) {
+        } else if (c >= 0xF0 && c <= 0xF4) {
             n = 3;
             cp = c & 0x07;
-        }
-        else {
+        } else {
             return 0;
         }
         if ((apr_size_t)(end - s) <= n) {
@@ -120,8 +116,7 @@ char *rt_json_ascii(apr_pool_t *p, const json_t *j)
          * string and may be written as an escape. */
         if (*s == '>' || *s == '?' || *s == '~' || *s == 0x7f) {
             o += apr_snprintf(o, 7, "\\u%04x", (unsigned int)*s);
-        }
-        else {
+        } else {
             *o++ = *s;
         }
     }

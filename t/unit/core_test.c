@@ -150,8 +150,9 @@ static void test_request(void)
            (!e->details || !strstr(e->details, "hunter2")),
        "invalid JSON error does not quote the input");
     is_str(rt_error_body(pool, e),
-           apr_psprintf(pool, "{\"code\":400,\"message\":\"request body is "
-                              "not valid JSON\",\"details\":\"%s\"}",
+           apr_psprintf(pool,
+                        "{\"code\":400,\"message\":\"request body is "
+                        "not valid JSON\",\"details\":\"%s\"}",
                         e->details),
            "error body shape");
 }
@@ -195,8 +196,7 @@ static const char *write_key(const char *name, EVP_PKEY *pk, int pub_only)
     FILE *fp = fopen(path, "w");
     if (pub_only) {
         PEM_write_PUBKEY(fp, pk);
-    }
-    else {
+    } else {
         PEM_write_PrivateKey(fp, pk, NULL, NULL, 0, NULL, NULL);
     }
     fclose(fp);
@@ -275,32 +275,29 @@ static void test_keys(void)
         EVP_PKEY *e = EVP_PKEY_Q_keygen(NULL, NULL, "EC", ec[i].curve);
         err = rt_key_load(pool, write_key(ec[i].alg, e, 0), NULL, &k);
         ok(err == NULL && strcmp(k->alg_name, ec[i].alg) == 0,
-           apr_psprintf(pool, "EC %s key loads as %s", ec[i].curve,
-                        ec[i].alg));
+           apr_psprintf(pool, "EC %s key loads as %s", ec[i].curve, ec[i].alg));
         if (err == NULL) {
             sign_and_verify(k, ec[i].alg);
         }
         EVP_PKEY_free(e);
     }
     memset(secret, 'k', sizeof(secret));
-    err = rt_key_load(pool,
-                      apr_pstrcat(pool, "hmac:",
-                                  write_bytes("hs", secret, 32), NULL),
-                      NULL, &k);
+    err = rt_key_load(
+        pool, apr_pstrcat(pool, "hmac:", write_bytes("hs", secret, 32), NULL),
+        NULL, &k);
     ok(err == NULL && strcmp(k->alg_name, "HS256") == 0 && k->jwk == NULL,
        "32-byte hmac secret loads as HS256, unpublished");
     if (err == NULL) {
         sign_and_verify(k, "HS256");
     }
-    err = rt_key_load(pool,
-                      apr_pstrcat(pool, "hmac:",
-                                  write_bytes("hs31", secret, 31), NULL),
-                      NULL, &k);
+    err = rt_key_load(
+        pool, apr_pstrcat(pool, "hmac:", write_bytes("hs31", secret, 31), NULL),
+        NULL, &k);
     ok(err && strstr(err, "hs31"), "31-byte hmac secret refused");
     err = rt_key_load(pool, "/nonexistent/key.pem", NULL, &k);
     ok(err && strstr(err, "/nonexistent/key.pem"), "missing file named");
-    err = rt_key_load(pool, write_bytes("junk.pem", "not a key\n", 10), NULL,
-                      &k);
+    err =
+        rt_key_load(pool, write_bytes("junk.pem", "not a key\n", 10), NULL, &k);
     ok(err && strstr(err, "junk.pem"), "unparsable file named");
     chmod(apr_pstrcat(pool, tmpdir, "/rsa.pem", NULL), 0644);
     err = rt_key_load(pool, apr_pstrcat(pool, tmpdir, "/rsa.pem", NULL), NULL,
@@ -313,9 +310,9 @@ static void test_keys(void)
 
 static void remove_tmpdir(void)
 {
-    static const char *const names[] = {"rsa.pem", "rsa.pub", "small.pem",
-                                        "ES256", "ES384", "ES512", "hs",
-                                        "hs31", "junk.pem", NULL};
+    static const char *const names[] = {
+        "rsa.pem", "rsa.pub", "small.pem", "ES256",    "ES384",
+        "ES512",   "hs",      "hs31",      "junk.pem", NULL};
     for (const char *const *n = names; *n; n++) {
         unlink(apr_pstrcat(pool, tmpdir, "/", *n, NULL));
     }
