@@ -253,6 +253,9 @@ const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
             return err;
         }
     }
+    if (!k->can_sign) {
+        k->warning = NULL; /* a public key may be readable by anyone */
+    }
     k->kid = kid ? apr_pstrdup(p, kid) : sha256_b64url(p, thumb_input);
     if (k->jwk != NULL) {
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
