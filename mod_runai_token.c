@@ -12,8 +12,12 @@
 #include "http_request.h"
 #include <apr_strings.h>
 
+#include "util_script.h"
+
+#include "rt_authorize.h"
 #include "rt_config.h"
 #include "rt_grant.h"
+#include "rt_store.h"
 #include "rt_http.h"
 #include "rt_request.h"
 #include "rt_util.h"
@@ -25,21 +29,38 @@
 #define DEPRECATION_DATE "@1725148800"
 #define SUCCESSOR_LINK "</api/v1/token>; rel=\"successor-version\""
 
+/* Query parameters a legacy route reads, and the fields they fill. */
+typedef struct rt_query_param {
+    const char *name;
+    rt_field_id field;
+} rt_query_param;
+
+static const rt_query_param refresh_query[] = {
+    {"refresh_token", RT_F_REFRESH_TOKEN}, {NULL, 0}};
+static const rt_query_param exchange_query[] = {
+    {"code", RT_F_CODE},
+    {"redirect_uri", RT_F_REDIRECT_URI},
+    {"code_verifier", RT_F_CODE_VERIFIER},
+    {NULL, 0}};
+
 typedef struct rt_route {
     const char *path;
     int method; /* M_POST or M_GET (HEAD is served as GET) */
     int deprecated;
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
-    rt_grant_fn grant;
+    const rt_query_param *query; /* secrets in the query, redacted in logs */
+    rt_grant_fn grant;           /* fills a JSON reply, or answers by itself */
 } rt_route;
 
 static const rt_route routes[] = {
-    {"/api/v1/token", M_POST, 0, RT_FIELDS_TOKEN, rt_grant_token},
-    {"/v1/k8s/auth/oauth/apptoken", M_POST, 1, RT_FIELDS_LEGACY_APP,
+    {"/api/v1/token", M_POST, 0, RT_FIELDS_TOKEN, NULL, rt_grant_token},
+    {"/api/v1/authorize", M_GET, 0, 0, NULL, rt_authorize},
+    {"/v1/k8s/auth/oauth/apptoken", M_POST, 1, RT_FIELDS_LEGACY_APP, NULL,
      rt_grant_legacy_apptoken},
-    {"/v1/k8s/auth/oauth/tokens/refresh", M_POST, 1, 0,
+    {"/v1/k8s/auth/oauth/tokens/refresh", M_POST, 1, 0, refresh_query,
      rt_grant_legacy_refresh},
-    {"/v1/k8s/auth/token/exchange", M_GET, 1, 0, rt_grant_legacy_exchange},
+    {"/v1/k8s/auth/token/exchange", M_GET, 1, 0, exchange_query,
+     rt_grant_legacy_exchange},
 };
 
 static const command_rec rt_directives[] = {
@@ -75,6 +96,25 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenMaxBody", rt_set_max_body, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Largest accepted request body in bytes; default 16384"),
+    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_set_refresh_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Longest life of a refresh session from its login, in "
+                  "seconds; default 86400"),
+    AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_set_code_lifetime, NULL,
+                  RSRC_CONF,
+                  "Lifetime of authorization codes in seconds; default 60"),
+    AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
+                  "Session store: socache PROVIDER[:ARGS]; default shmcb"),
+    AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_set_client, NULL, RSRC_CONF,
+                      "Registered client: ID [REDIRECT_URI...]"),
+    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_set_external_token_var, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Variable holding an upstream token to return as "
+                  "externalToken"),
+    AP_INIT_TAKE12("RunaiTokenThrottle", rt_set_throttle, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "Failed attempts per principal and window in seconds, or "
+                   "off; default 10 60"),
     {NULL},
 };
 
@@ -86,6 +126,26 @@ static const rt_route *find_route(const char *path)
         }
     }
     return NULL;
+}
+
+/* Reads a legacy route's query into fields, then keeps the secrets out of
+ * the access log (%r, %q) by redacting the query. */
+static void read_query(request_rec *r, const rt_query_param *query,
+                       rt_fields *f)
+{
+    apr_table_t *args;
+
+    ap_args_to_table(r, &args);
+    for (; query->name != NULL; query++) {
+        f->v[query->field] = apr_table_get(args, query->name);
+    }
+    if (r->args != NULL) {
+        r->args = "redacted";
+        r->parsed_uri.query = r->args;
+        r->unparsed_uri = apr_pstrcat(r->pool, r->uri, "?redacted", NULL);
+        r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri,
+                                     " ", r->protocol, NULL);
+    }
 }
 
 static int fail(request_rec *r, int status, const char *message)
@@ -144,6 +204,9 @@ static int rt_handler(request_rec *r)
     } else {
         ap_discard_request_body(r);
     }
+    if (route->query != NULL) {
+        read_query(r, route->query, &c.f);
+    }
     if (err == NULL) {
         err = route->grant(&c, &reply);
         rt_json_pool_own(r->pool, reply);
@@ -153,21 +216,34 @@ static int rt_handler(request_rec *r)
                   log_value(r, c.grant), log_value(r, c.principal),
                   log_value(r, c.client), log_value(r, r->useragent_ip),
                   c.outcome);
-    return err ? rt_http_send_error(r, err) : rt_http_send_json(r, reply);
+    if (err != NULL) {
+        return rt_http_send_error(r, err);
+    }
+    return reply ? rt_http_send_json(r, reply) : OK;
+}
+
+static int rt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return rt_store_pre_config(pconf);
 }
 
 static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
+    int rc = rt_config_finish(pconf, s);
+
     (void)plog;
-    (void)ptemp;
-    return rt_config_finish(pconf, s);
+    return rc == OK ? rt_store_post_config(pconf, ptemp, s) : rc;
 }
 
 static void rt_register_hooks(apr_pool_t *p)
 {
     (void)p;
+    ap_hook_pre_config(rt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
