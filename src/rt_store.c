@@ -172,9 +172,16 @@ static rt_store_status raw_put(request_rec *r, const unsigned char *key,
                       "session record too large to store");
         return RT_STORE_DOWN;
     }
-    rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
-                         apr_time_from_sec(exp), (unsigned char *)val,
-                         (unsigned int)len, r->pool);
+    /* One retry: after a store restart, memcache and redis clients fail
+     * once per pooled connection that went stale. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
+                             apr_time_from_sec(exp), (unsigned char *)val,
+                             (unsigned int)len, r->pool);
+        if (rv == APR_SUCCESS) {
+            break;
+        }
+    }
     if (rv != APR_SUCCESS) {
         down(r, rv, "store");
         return RT_STORE_DOWN;
@@ -201,8 +208,16 @@ static rt_store_status raw_get(request_rec *r, const unsigned char *key,
 {
     unsigned int len = RT_REC_MAX;
     unsigned char *buf = apr_palloc(r->pool, len);
-    apr_status_t rv = provider->retrieve(instance, r->server, key,
-                                         RT_REC_KEY_LEN, buf, &len, r->pool);
+    apr_status_t rv = APR_EGENERAL;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        len = RT_REC_MAX;
+        rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN, buf,
+                                &len, r->pool);
+        if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+            break;
+        }
+    }
 
     if (rv == APR_NOTFOUND) {
         return RT_STORE_NOTFOUND;
