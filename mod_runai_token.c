@@ -16,7 +16,10 @@
 
 #include "rt_authorize.h"
 #include "rt_config.h"
+#include "rt_form.h"
 #include "rt_grant.h"
+#include "rt_guard.h"
+#include "rt_oauth.h"
 #include "rt_store.h"
 #include "rt_http.h"
 #include "rt_request.h"
@@ -43,24 +46,47 @@ static const rt_query_param exchange_query[] = {
     {"code_verifier", RT_F_CODE_VERIFIER},
     {NULL, 0}};
 
+/* Where a route lives: at a fixed path, or under the issuer's path. */
+enum { AT_ROOT, UNDER_ISSUER };
+
+typedef enum {
+    RT_GRANT,     /* grant: JSON body (and forms where form is set) */
+    RT_JWKS,      /* the JWKS document */
+    RT_DISCOVERY, /* the OIDC discovery document */
+} rt_route_kind;
+
 typedef struct rt_route {
     const char *path;
+    int base;   /* AT_ROOT or UNDER_ISSUER */
     int method; /* M_POST or M_GET (HEAD is served as GET) */
+    rt_route_kind kind;
     int deprecated;
+    int form;            /* also takes the OAuth 2.0 form dialect */
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
     const rt_query_param *query; /* secrets in the query, redacted in logs */
     rt_grant_fn grant;           /* fills a JSON reply, or answers by itself */
 } rt_route;
 
 static const rt_route routes[] = {
-    {"/api/v1/token", M_POST, 0, RT_FIELDS_TOKEN, NULL, rt_grant_token},
-    {"/api/v1/authorize", M_GET, 0, 0, NULL, rt_authorize},
-    {"/v1/k8s/auth/oauth/apptoken", M_POST, 1, RT_FIELDS_LEGACY_APP, NULL,
-     rt_grant_legacy_apptoken},
-    {"/v1/k8s/auth/oauth/tokens/refresh", M_POST, 1, 0, refresh_query,
-     rt_grant_legacy_refresh},
-    {"/v1/k8s/auth/token/exchange", M_GET, 1, 0, exchange_query,
-     rt_grant_legacy_exchange},
+    {"/api/v1/token", AT_ROOT, M_POST, RT_GRANT, 0, 1, RT_FIELDS_TOKEN, NULL,
+     rt_grant_token},
+    {"/protocol/openid-connect/token", UNDER_ISSUER, M_POST, RT_GRANT, 0, 1,
+     RT_FIELDS_TOKEN, NULL, rt_grant_token},
+    {"/api/v1/authorize", AT_ROOT, M_GET, RT_GRANT, 0, 0, 0, NULL,
+     rt_authorize},
+    {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, M_POST, RT_GRANT, 1, 0,
+     RT_FIELDS_LEGACY_APP, NULL, rt_grant_legacy_apptoken},
+    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, M_POST, RT_GRANT, 1, 0, 0,
+     refresh_query, rt_grant_legacy_refresh},
+    {"/v1/k8s/auth/token/exchange", AT_ROOT, M_GET, RT_GRANT, 1, 0, 0,
+     exchange_query, rt_grant_legacy_exchange},
+    {"/.well-known/openid-configuration", UNDER_ISSUER, M_GET, RT_DISCOVERY, 0,
+     0, 0, NULL, NULL},
+    {"/.well-known/openid-configuration", AT_ROOT, M_GET, RT_DISCOVERY, 0, 0, 0,
+     NULL, NULL},
+    {"/protocol/openid-connect/certs", UNDER_ISSUER, M_GET, RT_JWKS, 0, 0, 0,
+     NULL, NULL},
+    {"/.well-known/jwks.json", AT_ROOT, M_GET, RT_JWKS, 0, 0, 0, NULL, NULL},
 };
 
 static const command_rec rt_directives[] = {
@@ -111,6 +137,12 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Variable holding an upstream token to return as "
                   "externalToken"),
+    AP_INIT_TAKE1("RunaiTokenLeeway", rt_set_leeway, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Clock skew allowed on exp and nbf, in seconds; default 30"),
+    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_set_user_claim, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Claim that becomes REMOTE_USER; default sub"),
     AP_INIT_TAKE12("RunaiTokenThrottle", rt_set_throttle, NULL,
                    RSRC_CONF | ACCESS_CONF,
                    "Failed attempts per principal and window in seconds, or "
@@ -118,10 +150,20 @@ static const command_rec rt_directives[] = {
     {NULL},
 };
 
-static const rt_route *find_route(const char *path)
+static const rt_route *find_route(const char *path, const rt_server_conf *sc)
 {
+    apr_size_t ilen = strlen(sc->issuer_path);
+
     for (apr_size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, path) == 0) {
+        const char *p = path;
+
+        if (routes[i].base == UNDER_ISSUER) {
+            if (strncmp(path, sc->issuer_path, ilen) != 0) {
+                continue;
+            }
+            p += ilen;
+        }
+        if (strcmp(routes[i].path, p) == 0) {
             return &routes[i];
         }
     }
@@ -161,6 +203,44 @@ static const char *log_value(request_rec *r, const char *v)
     return v ? ap_escape_logitem(r->pool, v) : "-";
 }
 
+/* JWKS and discovery: built at start-up, cacheable. */
+static int send_document(request_rec *r, const char *doc)
+{
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=300");
+    ap_set_content_length(r, (apr_off_t)strlen(doc));
+    if (!r->header_only) {
+        ap_rputs(doc, r);
+    }
+    return OK;
+}
+
+/* Reads and parses the body in the route's dialects into c->f. */
+static rt_error *read_request(rt_ctx *c, const rt_route *route)
+{
+    char *body;
+    apr_size_t len;
+    rt_body_kind kind;
+    rt_error *err = rt_http_read_body(c->r, rt_conf_max_body(c->dc),
+                                      route->form, &body, &len, &kind);
+
+    if (err == NULL && kind == RT_BODY_FORM) {
+        c->oauth = 1;
+        err = rt_form_parse(c->r->pool, body, len, &c->f);
+        if (err == NULL) {
+            return rt_oauth_client_auth(c);
+        }
+    } else if (err == NULL) {
+        err =
+            rt_request_parse_json(c->r->pool, body, len, route->fields, &c->f);
+    }
+    if (err != NULL) {
+        c->outcome = "bad_request";
+    }
+    return err;
+}
+
 static int rt_handler(request_rec *r)
 {
     const rt_route *route;
@@ -171,7 +251,10 @@ static int rt_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, HANDLER_NAME) != 0) {
         return DECLINED;
     }
-    route = find_route(r->uri);
+    c.r = r;
+    c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
+    c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
+    route = find_route(r->uri, c.sc);
     if (route == NULL) {
         return fail(r, HTTP_NOT_FOUND, "not found");
     }
@@ -184,23 +267,15 @@ static int rt_handler(request_rec *r)
                        route->method == M_GET ? "GET, HEAD" : "POST");
         return fail(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
+    if (route->kind != RT_GRANT) {
+        ap_discard_request_body(r);
+        return send_document(r, route->kind == RT_JWKS ? c.sc->jwks
+                                                       : c.sc->discovery);
+    }
 
-    c.r = r;
-    c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
-    c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
     c.outcome = "granted";
     if (route->fields != 0) {
-        char *body;
-        apr_size_t len;
-
-        err = rt_http_read_json(r, rt_conf_max_body(c.dc), &body, &len);
-        if (err == NULL) {
-            err =
-                rt_request_parse_json(r->pool, body, len, route->fields, &c.f);
-        }
-        if (err != NULL) {
-            c.outcome = "bad_request";
-        }
+        err = read_request(&c, route);
     } else {
         ap_discard_request_body(r);
     }
@@ -217,9 +292,13 @@ static int rt_handler(request_rec *r)
                   log_value(r, c.client), log_value(r, r->useragent_ip),
                   c.outcome);
     if (err != NULL) {
-        return rt_http_send_error(r, err);
+        return c.oauth ? rt_oauth_send_error(&c, err)
+                       : rt_http_send_error(r, err);
     }
-    return reply ? rt_http_send_json(r, reply) : OK;
+    if (reply != NULL && c.oauth) {
+        reply = rt_json_pool_own(r->pool, rt_oauth_reply(reply));
+    }
+    return reply ? rt_http_send_json(r, HTTP_OK, reply) : OK;
 }
 
 static int rt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -240,11 +319,11 @@ static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void rt_register_hooks(apr_pool_t *p)
 {
-    (void)p;
     ap_hook_pre_config(rt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rt_guard_register(p);
 }
 
 AP_DECLARE_MODULE(runai_token) = {

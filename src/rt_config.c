@@ -1,5 +1,6 @@
 #include "rt_config.h"
 #include "rt_util.h"
+#include "rt_oidc.h"
 
 #include "http_log.h"
 #include "http_core.h"
@@ -57,6 +58,7 @@ void *rt_create_dir_conf(apr_pool_t *p, char *dir)
     c->max_body = -1;
     c->refresh_lifetime = -1;
     c->throttle_attempts = -1;
+    c->leeway = -1;
     return c;
 }
 
@@ -104,6 +106,8 @@ void *rt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     PICK(external_token_var, NULL);
     PICK(throttle_attempts, -1);
     PICK(throttle_seconds, 0);
+    PICK(leeway, -1);
+    PICK(user_claim, NULL);
 #undef PICK
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
@@ -288,6 +292,20 @@ const char *rt_set_external_token_var(cmd_parms *cmd, void *dcv,
     return NULL;
 }
 
+const char *rt_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
+{
+    return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
+}
+
+const char *rt_set_user_claim(cmd_parms *cmd, void *dcv, const char *name)
+{
+    if (*name == '\0') {
+        return BAD(cmd, name, "is empty");
+    }
+    ((rt_dir_conf *)dcv)->user_claim = name;
+    return NULL;
+}
+
 const char *rt_set_throttle(cmd_parms *cmd, void *dcv, const char *attempts,
                             const char *seconds)
 {
@@ -390,6 +408,20 @@ const char *rt_set_claim(cmd_parms *cmd, void *dcv, const char *name,
     return NULL;
 }
 
+/* Names of the claims configured at server level, for discovery. */
+static apr_array_header_t *claim_names(apr_pool_t *p, server_rec *s)
+{
+    const rt_dir_conf *dc =
+        ap_get_module_config(s->lookup_defaults, &runai_token_module);
+    apr_array_header_t *names = apr_array_make(p, 4, sizeof(const char *));
+
+    for (int i = 0; dc->claims != NULL && i < dc->claims->nelts; i++) {
+        APR_ARRAY_PUSH(names, const char *) =
+            APR_ARRAY_IDX(dc->claims, i, rt_claim).name;
+    }
+    return names;
+}
+
 int rt_config_finish(apr_pool_t *p, server_rec *main_server)
 {
     int first_pass =
@@ -406,6 +438,10 @@ int rt_config_finish(apr_pool_t *p, server_rec *main_server)
                 p, "https://",
                 s->server_hostname ? s->server_hostname : "localhost", NULL);
         }
+        sc->issuer_path = rt_oidc_issuer_path(p, sc->issuer);
+        sc->jwks = rt_oidc_jwks(p, sc->keys);
+        sc->discovery =
+            rt_oidc_discovery(p, sc->issuer, sc->keys, claim_names(p, s));
         /* Warn once per key list: vhosts may share the main server's. */
         if (first_pass || sc->keys == NULL ||
             (s != main_server && sc->keys == main_sc->keys)) {
@@ -459,4 +495,21 @@ const apr_array_header_t *rt_conf_client(const rt_server_conf *sc,
 {
     return sc->clients ? apr_hash_get(sc->clients, id, APR_HASH_KEY_STRING)
                        : NULL;
+}
+
+apr_int64_t rt_conf_leeway(const rt_dir_conf *dc)
+{
+    return dc->leeway >= 0 ? dc->leeway : RT_DEFAULT_LEEWAY;
+}
+
+const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc, apr_pool_t *p)
+{
+    apr_array_header_t *a;
+
+    if (dc->audience != NULL) {
+        return dc->audience;
+    }
+    a = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(a, const char *) = RT_DEFAULT_AUDIENCE;
+    return a;
 }

@@ -16,6 +16,10 @@ typedef struct rt_server_conf {
     apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
     apr_int64_t code_lifetime; /* -1: unset */
     apr_hash_t *clients;       /* id -> array of redirect URIs; NULL: none */
+    /* Filled by post_config: */
+    const char *issuer_path; /* path of the issuer URL, "" for none */
+    const char *jwks;        /* JWKS document */
+    const char *discovery;   /* OIDC discovery document */
 } rt_server_conf;
 
 typedef struct rt_provider {
@@ -41,6 +45,8 @@ typedef struct rt_dir_conf {
     const char *external_token_var;         /* NULL: unset */
     int throttle_attempts;                  /* -1: unset, 0: off */
     int throttle_seconds;
+    apr_int64_t leeway;     /* -1: unset */
+    const char *user_claim; /* NULL: unset */
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"
@@ -50,6 +56,8 @@ typedef struct rt_dir_conf {
 #define RT_DEFAULT_CODE_LIFETIME 60
 #define RT_DEFAULT_THROTTLE_ATTEMPTS 10
 #define RT_DEFAULT_THROTTLE_SECONDS 60
+#define RT_DEFAULT_LEEWAY 30
+#define RT_DEFAULT_USER_CLAIM "sub"
 
 extern module AP_MODULE_DECLARE_DATA runai_token_module;
 
@@ -73,6 +81,8 @@ const char *rt_set_client(cmd_parms *cmd, void *dc, int argc,
                           char *const argv[]);
 const char *rt_set_external_token_var(cmd_parms *cmd, void *dc,
                                       const char *name);
+const char *rt_set_leeway(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_user_claim(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_set_throttle(cmd_parms *cmd, void *dc, const char *attempts,
                             const char *seconds);
 
@@ -85,6 +95,10 @@ apr_int64_t rt_conf_access_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_conf_max_body(const rt_dir_conf *dc);
 apr_int64_t rt_conf_refresh_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_conf_code_lifetime(const rt_server_conf *sc);
+apr_int64_t rt_conf_leeway(const rt_dir_conf *dc);
+/* RunaiTokenAudience as a list (default "runai"), allocated in p. */
+const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc,
+                                           apr_pool_t *p);
 /* Throttle limit for one principal (0: off) and its window in seconds. */
 int rt_conf_throttle(const rt_dir_conf *dc, int *seconds);
 /* The redirect URIs of a registered client, NULL when unknown. */
