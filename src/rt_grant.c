@@ -38,20 +38,19 @@ static rt_error *store_down(rt_ctx *c)
     return fail(c, 503, "store_unavailable", "session store unavailable");
 }
 
-static json_t *audience(const rt_dir_conf *dc)
+/* aud: a string for one audience, an array for several. */
+static json_t *audience(rt_ctx *c)
 {
+    const apr_array_header_t *a = rt_conf_audience(c->dc, c->r->pool);
     json_t *arr;
 
-    if (dc->audience == NULL) {
-        return json_string(RT_DEFAULT_AUDIENCE);
-    }
-    if (dc->audience->nelts == 1) {
-        return json_string(APR_ARRAY_IDX(dc->audience, 0, const char *));
+    if (a->nelts == 1) {
+        return json_string(APR_ARRAY_IDX(a, 0, const char *));
     }
     arr = json_array();
-    for (int i = 0; i < dc->audience->nelts; i++) {
-        json_array_append_new(
-            arr, json_string(APR_ARRAY_IDX(dc->audience, i, const char *)));
+    for (int i = 0; i < a->nelts; i++) {
+        json_array_append_new(arr,
+                              json_string(APR_ARRAY_IDX(a, i, const char *)));
     }
     return arr;
 }
@@ -92,13 +91,13 @@ static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
         return internal(c, "the random generator failed");
     }
     key = APR_ARRAY_IDX(c->sc->keys, 0, rt_key *);
-    at = claims_base(c, l, audience(c->dc), now);
+    at = claims_base(c, l, audience(c), now);
     json_object_set_new(at, "jti", json_string(jti));
     json_object_update(at, l->profile);
     *access = rt_jwt_sign(c->r->pool, key, at);
     if (id != NULL) {
         json_t *it = claims_base(
-            c, l, l->azp ? json_string(l->azp) : audience(c->dc), now);
+            c, l, l->azp ? json_string(l->azp) : audience(c), now);
 
         json_object_set_new(it, "auth_time", json_integer(l->auth_time));
         if (l->nonce != NULL) {
