@@ -14,6 +14,7 @@
 
 #include "util_script.h"
 
+#include "rt_authn.h"
 #include "rt_authorize.h"
 #include "rt_config.h"
 #include "rt_form.h"
@@ -137,6 +138,10 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Variable holding an upstream token to return as "
                   "externalToken"),
+    AP_INIT_TAKE1("RunaiTokenAppCache", rt_set_app_cache, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds a verified app secret is remembered, or off; "
+                  "default 10"),
     AP_INIT_TAKE1("RunaiTokenLeeway", rt_set_leeway, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Clock skew allowed on exp and nbf, in seconds; default 30"),
@@ -322,6 +327,7 @@ static void rt_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(rt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_authn_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rt_guard_register(p);
 }

@@ -59,6 +59,7 @@ void *rt_create_dir_conf(apr_pool_t *p, char *dir)
     c->refresh_lifetime = -1;
     c->throttle_attempts = -1;
     c->leeway = -1;
+    c->app_cache = -1;
     return c;
 }
 
@@ -108,6 +109,7 @@ void *rt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     PICK(throttle_seconds, 0);
     PICK(leeway, -1);
     PICK(user_claim, NULL);
+    PICK(app_cache, -1);
 #undef PICK
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
@@ -290,6 +292,17 @@ const char *rt_set_external_token_var(cmd_parms *cmd, void *dcv,
     }
     ((rt_dir_conf *)dcv)->external_token_var = name;
     return NULL;
+}
+
+const char *rt_set_app_cache(cmd_parms *cmd, void *dcv, const char *v)
+{
+    rt_dir_conf *dc = dcv;
+
+    if (strcasecmp(v, "off") == 0) {
+        dc->app_cache = 0;
+        return NULL;
+    }
+    return set_seconds(cmd, v, 1, 3600, &dc->app_cache);
 }
 
 const char *rt_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
@@ -512,4 +525,9 @@ const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc, apr_pool_t *p)
     a = apr_array_make(p, 1, sizeof(const char *));
     APR_ARRAY_PUSH(a, const char *) = RT_DEFAULT_AUDIENCE;
     return a;
+}
+
+apr_int64_t rt_conf_app_cache(const rt_dir_conf *dc)
+{
+    return dc->app_cache >= 0 ? dc->app_cache : RT_DEFAULT_APP_CACHE;
 }

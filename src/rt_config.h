@@ -47,6 +47,7 @@ typedef struct rt_dir_conf {
     int throttle_seconds;
     apr_int64_t leeway;     /* -1: unset */
     const char *user_claim; /* NULL: unset */
+    apr_int64_t app_cache;  /* -1: unset, 0: off */
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"
@@ -57,6 +58,7 @@ typedef struct rt_dir_conf {
 #define RT_DEFAULT_THROTTLE_ATTEMPTS 10
 #define RT_DEFAULT_THROTTLE_SECONDS 60
 #define RT_DEFAULT_LEEWAY 30
+#define RT_DEFAULT_APP_CACHE 10
 #define RT_DEFAULT_USER_CLAIM "sub"
 
 extern module AP_MODULE_DECLARE_DATA runai_token_module;
@@ -81,6 +83,7 @@ const char *rt_set_client(cmd_parms *cmd, void *dc, int argc,
                           char *const argv[]);
 const char *rt_set_external_token_var(cmd_parms *cmd, void *dc,
                                       const char *name);
+const char *rt_set_app_cache(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_set_leeway(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_set_user_claim(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_set_throttle(cmd_parms *cmd, void *dc, const char *attempts,
@@ -96,6 +99,8 @@ apr_int64_t rt_conf_max_body(const rt_dir_conf *dc);
 apr_int64_t rt_conf_refresh_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_conf_code_lifetime(const rt_server_conf *sc);
 apr_int64_t rt_conf_leeway(const rt_dir_conf *dc);
+/* Seconds a verified app secret is remembered; 0: off. */
+apr_int64_t rt_conf_app_cache(const rt_dir_conf *dc);
 /* RunaiTokenAudience as a list (default "runai"), allocated in p. */
 const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc,
                                            apr_pool_t *p);

@@ -96,8 +96,8 @@ static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
     json_object_update(at, l->profile);
     *access = rt_jwt_sign(c->r->pool, key, at);
     if (id != NULL) {
-        json_t *it = claims_base(
-            c, l, l->azp ? json_string(l->azp) : audience(c), now);
+        json_t *it =
+            claims_base(c, l, l->azp ? json_string(l->azp) : audience(c), now);
 
         json_object_set_new(it, "auth_time", json_integer(l->auth_time));
         if (l->nonce != NULL) {
@@ -134,19 +134,23 @@ static json_t *token_reply(rt_ctx *c, const char *access, const char *id,
     return o;
 }
 
-/* Throttle, credentials, claims: NULL when granted, with l filled. */
-static rt_error *authenticate(rt_ctx *c, const apr_array_header_t *providers,
+/* Throttle, credentials (an app's secret when app is set, else a user's
+ * password), claims: NULL when granted, with l filled. */
+static rt_error *authenticate(rt_ctx *c, int app,
                               const apr_array_header_t *claims,
                               const char *user, const char *secret, rt_login *l)
 {
-    apr_int64_t wait = rt_throttle_check(c->r, c->dc, user);
+    int counted;
+    apr_int64_t wait = rt_throttle_check(c->r, c->dc, user, &counted);
 
     if (wait > 0) {
         apr_table_setn(c->r->err_headers_out, "Retry-After",
                        apr_psprintf(c->r->pool, "%" APR_INT64_T_FMT, wait));
         return fail(c, 429, "throttled", "too many failed attempts");
     }
-    switch (rt_authn_check(c->r, providers, user, secret)) {
+    switch (
+        app ? rt_authn_check_app(c->r, c->dc, user, secret)
+            : rt_authn_check(c->r, c->dc->password_providers, user, secret)) {
     case AUTH_GRANTED:
         break;
     case AUTH_DENIED:
@@ -155,7 +159,9 @@ static rt_error *authenticate(rt_ctx *c, const apr_array_header_t *providers,
     default:
         return fail(c, 500, "error", "internal error");
     }
-    rt_throttle_succeeded(c->r, c->dc, user);
+    if (counted) {
+        rt_throttle_succeeded(c->r, c->dc, user);
+    }
     memset(l, 0, sizeof(*l));
     l->sub = user;
     l->auth_time = apr_time_sec(c->r->request_time);
@@ -182,8 +188,7 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
     if (secret == NULL) {
         return missing(c, secret_field);
     }
-    e = authenticate(c, c->dc->app_providers, c->dc->app_claims, id, secret,
-                     &l);
+    e = authenticate(c, 1, c->dc->app_claims, id, secret, &l);
     if (e == NULL) {
         l.azp = id;
         e = mint(c, &l, access, idt);
@@ -274,8 +279,7 @@ static rt_error *grant_password(rt_ctx *c, json_t **reply)
         rt_conf_client(c->sc, client) == NULL) {
         return fail(c, 400, "unknown_client", "unknown client");
     }
-    e = authenticate(c, c->dc->password_providers, c->dc->claims, user,
-                     password, &l);
+    e = authenticate(c, 0, c->dc->claims, user, password, &l);
     if (e != NULL) {
         return e;
     }

@@ -24,6 +24,7 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
     const char *grant = rt_field(&c->f, RT_F_GRANT_TYPE);
     const char *id = rt_field(&c->f, RT_F_CLIENT_ID);
     const char *secret = rt_field(&c->f, RT_F_CLIENT_SECRET);
+    int counted;
 
     if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
         const char *bid, *bsecret;
@@ -50,12 +51,15 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
     if (id == NULL || c->dc->app_providers == NULL) {
         return invalid_client(c);
     }
-    if (rt_throttle_check(c->r, c->dc, id) > 0) {
+    if (rt_throttle_check(c->r, c->dc, id, &counted) > 0) {
         c->outcome = "throttled";
         return rt_error_make(c->r->pool, 429, "too many failed attempts", NULL);
     }
-    switch (rt_authn_check(c->r, c->dc->app_providers, id, secret)) {
+    switch (rt_authn_check_app(c->r, c->dc, id, secret)) {
     case AUTH_GRANTED:
+        if (counted) {
+            rt_throttle_succeeded(c->r, c->dc, id);
+        }
         c->r->user = NULL; /* the user grant names its own principal */
         return NULL;
     case AUTH_DENIED:

@@ -18,14 +18,17 @@ static const char *address_key(request_rec *r)
     return apr_pstrcat(r->pool, "address:", r->useragent_ip, NULL);
 }
 
-/* Seconds left in a counter's window when it has reached limit, else 0. */
-static apr_int64_t blocked_for(request_rec *r, const char *key, int limit)
+/* Seconds left in a counter's window when it has reached limit, else 0;
+ * *seen tells whether there is a counter at all. */
+static apr_int64_t blocked_for(request_rec *r, const char *key, int limit,
+                               int *seen)
 {
     json_t *d = NULL;
     apr_int64_t now = apr_time_sec(r->request_time);
     apr_int64_t until;
 
-    if (rt_store_get(r, RT_REC_THROTTLE, key, &d) != RT_STORE_OK) {
+    *seen = rt_store_get(r, RT_REC_THROTTLE, key, &d) == RT_STORE_OK;
+    if (!*seen) {
         return 0;
     }
     until = json_integer_value(json_object_get(d, "until"));
@@ -36,16 +39,17 @@ static apr_int64_t blocked_for(request_rec *r, const char *key, int limit)
 }
 
 apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
-                              const char *principal)
+                              const char *principal, int *counted)
 {
-    int seconds, limit = rt_conf_throttle(dc, &seconds);
+    int seconds, limit = rt_conf_throttle(dc, &seconds), seen;
     apr_int64_t a, b;
 
+    *counted = 0;
     if (limit == 0) {
         return 0;
     }
-    a = blocked_for(r, principal_key(r, principal), limit);
-    b = blocked_for(r, address_key(r), limit * ADDRESS_FACTOR);
+    a = blocked_for(r, principal_key(r, principal), limit, counted);
+    b = blocked_for(r, address_key(r), limit * ADDRESS_FACTOR, &seen);
     if (a == 0 && b == 0) {
         return 0;
     }

@@ -10,13 +10,14 @@
  * line a tool like fail2ban can match). A store that does not answer
  * throttles nothing. */
 apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
-                              const char *principal);
+                              const char *principal, int *counted);
 
 /* Counts one wrong credential for principal and for the remote address. */
 void rt_throttle_failed(request_rec *r, const rt_dir_conf *dc,
                         const char *principal);
 
-/* A success clears the principal's count. */
+/* A success clears the principal's count (call it when check said
+ * counted). */
 void rt_throttle_succeeded(request_rec *r, const rt_dir_conf *dc,
                            const char *principal);
 

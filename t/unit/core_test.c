@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <jwt.h>
 
+#include "rt_credcache.h"
 #include "rt_error.h"
 #include "rt_form.h"
 #include "rt_oidc.h"
@@ -312,7 +313,6 @@ static void test_keys(void)
     EVP_PKEY_free(small);
 }
 
-
 static void test_records(void)
 {
     unsigned char k1[RT_REC_KEY_LEN], k2[RT_REC_KEY_LEN];
@@ -383,9 +383,9 @@ static void test_pkce(void)
     ok(!rt_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
                         "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
        "other verifier does not");
-    ok(!rt_pkce_syntax_ok("short") && !rt_pkce_syntax_ok(
-                                          "has space has space has space "
-                                          "has space has space"),
+    ok(!rt_pkce_syntax_ok("short") &&
+           !rt_pkce_syntax_ok("has space has space has space "
+                              "has space has space"),
        "verifier syntax checked");
 }
 
@@ -395,8 +395,8 @@ static char *sign_claims(rt_key *k, const char *json)
     return rt_jwt_sign(pool, k, c);
 }
 
-static void refuse(const rt_verify_params *v, const char *tok,
-                   const char *want, const char *name)
+static void refuse(const rt_verify_params *v, const char *tok, const char *want,
+                   const char *name)
 {
     const char *why = NULL;
     json_t *c = rt_jwt_verify(pool, v, tok, &why);
@@ -422,10 +422,9 @@ static void test_verify(void)
     memset(secret, 's', sizeof(secret));
     rt_key_load(pool, write_key("v_rsa.pem", rsa, 0), NULL, &kr);
     rt_key_load(pool, write_key("v_ec.pem", ec, 0), NULL, &ke);
-    rt_key_load(pool,
-                apr_pstrcat(pool, "hmac:", write_bytes("v_hs", secret, 40),
-                            NULL),
-                NULL, &kh);
+    rt_key_load(
+        pool, apr_pstrcat(pool, "hmac:", write_bytes("v_hs", secret, 40), NULL),
+        NULL, &kh);
     APR_ARRAY_PUSH(keys, rt_key *) = kr;
     APR_ARRAY_PUSH(keys, rt_key *) = ke;
     APR_ARRAY_PUSH(aud, const char *) = "runai";
@@ -458,8 +457,7 @@ static void test_verify(void)
            sign_claims(ke, "{\"iss\":\"https://other\",\"aud\":\"runai\","
                            "\"exp\":1100}"),
            "issuer", "wrong issuer refused");
-    refuse(&v,
-           sign_claims(ke, "{\"aud\":\"runai\",\"exp\":1100}"), "issuer",
+    refuse(&v, sign_claims(ke, "{\"aud\":\"runai\",\"exp\":1100}"), "issuer",
            "missing issuer refused");
     refuse(&v,
            sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"other\","
@@ -469,9 +467,8 @@ static void test_verify(void)
      * the RSA kid: the classic algorithm confusion. */
     {
         rt_key fake = *kh;
-        json_t *h = rt_json_pool_own(pool, json_pack("{s:s,s:s}", "alg",
-                                                     "HS256", "kid",
-                                                     kr->kid));
+        json_t *h = rt_json_pool_own(
+            pool, json_pack("{s:s,s:s}", "alg", "HS256", "kid", kr->kid));
         char *hj = rt_json_ascii(pool, h);
         fake.secret = (unsigned char *)kr->public_pem;
         fake.secret_len = strlen(kr->public_pem);
@@ -486,12 +483,12 @@ static void test_verify(void)
                           "\"exp\":1100}");
     {
         /* alg none: header swapped, signature dropped */
-        json_t *h = rt_json_pool_own(pool, json_pack("{s:s,s:s}", "alg",
-                                                     "none", "kid", ke->kid));
+        json_t *h = rt_json_pool_own(
+            pool, json_pack("{s:s,s:s}", "alg", "none", "kid", ke->kid));
         char *hj = rt_json_ascii(pool, h);
-        forged = apr_pstrcat(pool,
-                             rt_b64url(pool, (unsigned char *)hj, strlen(hj)),
-                             strchr(tok, '.'), NULL);
+        forged =
+            apr_pstrcat(pool, rt_b64url(pool, (unsigned char *)hj, strlen(hj)),
+                        strchr(tok, '.'), NULL);
         *(strrchr(forged, '.') + 1) = '\0';
         refuse(&v, forged, "alg", "alg none refused");
     }
@@ -512,6 +509,21 @@ static void test_verify(void)
        "HS256 token verifies with its secret");
     EVP_PKEY_free(rsa);
     EVP_PKEY_free(ec);
+}
+
+static void test_credcache(void)
+{
+    rt_credcache *c = rt_credcache_create(pool, 64);
+
+    ok(c != NULL, "credential cache created");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 100), "empty cache misses");
+    rt_credcache_put(c, "s", "app", "pw", 110);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 109), "verified secret hits");
+    ok(!rt_credcache_hit(c, "s", "app", "pw2", 109), "other secret misses");
+    ok(!rt_credcache_hit(c, "t", "app", "pw", 109), "other scope misses");
+    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 109),
+       "moving a byte between id and secret misses");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
 }
 
 static void test_oidc(void)
@@ -552,6 +564,7 @@ int main(void)
     test_pkce();
     test_verify();
     test_oidc();
+    test_credcache();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
