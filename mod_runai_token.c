@@ -12,8 +12,16 @@
 #include "http_request.h"
 #include <apr_strings.h>
 
+#include "util_script.h"
+
+#include "rt_authn.h"
+#include "rt_authorize.h"
 #include "rt_config.h"
+#include "rt_form.h"
 #include "rt_grant.h"
+#include "rt_guard.h"
+#include "rt_oauth.h"
+#include "rt_store.h"
 #include "rt_http.h"
 #include "rt_request.h"
 #include "rt_util.h"
@@ -25,21 +33,61 @@
 #define DEPRECATION_DATE "@1725148800"
 #define SUCCESSOR_LINK "</api/v1/token>; rel=\"successor-version\""
 
+/* Query parameters a legacy route reads, and the fields they fill. */
+typedef struct rt_query_param {
+    const char *name;
+    rt_field_id field;
+} rt_query_param;
+
+static const rt_query_param refresh_query[] = {
+    {"refresh_token", RT_F_REFRESH_TOKEN}, {NULL, 0}};
+static const rt_query_param exchange_query[] = {
+    {"code", RT_F_CODE},
+    {"redirect_uri", RT_F_REDIRECT_URI},
+    {"code_verifier", RT_F_CODE_VERIFIER},
+    {NULL, 0}};
+
+/* Where a route lives: at a fixed path, or under the issuer's path. */
+enum { AT_ROOT, UNDER_ISSUER };
+
+typedef enum {
+    RT_GRANT,     /* grant: JSON body (and forms where form is set) */
+    RT_JWKS,      /* the JWKS document */
+    RT_DISCOVERY, /* the OIDC discovery document */
+} rt_route_kind;
+
 typedef struct rt_route {
     const char *path;
+    int base;   /* AT_ROOT or UNDER_ISSUER */
     int method; /* M_POST or M_GET (HEAD is served as GET) */
+    rt_route_kind kind;
     int deprecated;
+    int form;            /* also takes the OAuth 2.0 form dialect */
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
-    rt_grant_fn grant;
+    const rt_query_param *query; /* secrets in the query, redacted in logs */
+    rt_grant_fn grant;           /* fills a JSON reply, or answers by itself */
 } rt_route;
 
 static const rt_route routes[] = {
-    {"/api/v1/token", M_POST, 0, RT_FIELDS_TOKEN, rt_grant_token},
-    {"/v1/k8s/auth/oauth/apptoken", M_POST, 1, RT_FIELDS_LEGACY_APP,
-     rt_grant_legacy_apptoken},
-    {"/v1/k8s/auth/oauth/tokens/refresh", M_POST, 1, 0,
-     rt_grant_legacy_refresh},
-    {"/v1/k8s/auth/token/exchange", M_GET, 1, 0, rt_grant_legacy_exchange},
+    {"/api/v1/token", AT_ROOT, M_POST, RT_GRANT, 0, 1, RT_FIELDS_TOKEN, NULL,
+     rt_grant_token},
+    {"/protocol/openid-connect/token", UNDER_ISSUER, M_POST, RT_GRANT, 0, 1,
+     RT_FIELDS_TOKEN, NULL, rt_grant_token},
+    {"/api/v1/authorize", AT_ROOT, M_GET, RT_GRANT, 0, 0, 0, NULL,
+     rt_authorize},
+    {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, M_POST, RT_GRANT, 1, 0,
+     RT_FIELDS_LEGACY_APP, NULL, rt_grant_legacy_apptoken},
+    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, M_POST, RT_GRANT, 1, 0, 0,
+     refresh_query, rt_grant_legacy_refresh},
+    {"/v1/k8s/auth/token/exchange", AT_ROOT, M_GET, RT_GRANT, 1, 0, 0,
+     exchange_query, rt_grant_legacy_exchange},
+    {"/.well-known/openid-configuration", UNDER_ISSUER, M_GET, RT_DISCOVERY, 0,
+     0, 0, NULL, NULL},
+    {"/.well-known/openid-configuration", AT_ROOT, M_GET, RT_DISCOVERY, 0, 0, 0,
+     NULL, NULL},
+    {"/protocol/openid-connect/certs", UNDER_ISSUER, M_GET, RT_JWKS, 0, 0, 0,
+     NULL, NULL},
+    {"/.well-known/jwks.json", AT_ROOT, M_GET, RT_JWKS, 0, 0, 0, NULL, NULL},
 };
 
 static const command_rec rt_directives[] = {
@@ -75,17 +123,76 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenMaxBody", rt_set_max_body, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Largest accepted request body in bytes; default 16384"),
+    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_set_refresh_lifetime, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Longest life of a refresh session from its login, in "
+                  "seconds; default 86400"),
+    AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_set_code_lifetime, NULL,
+                  RSRC_CONF,
+                  "Lifetime of authorization codes in seconds; default 60"),
+    AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
+                  "Session store: socache PROVIDER[:ARGS]; default shmcb"),
+    AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_set_client, NULL, RSRC_CONF,
+                      "Registered client: ID [REDIRECT_URI...]"),
+    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_set_external_token_var, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Variable holding an upstream token to return as "
+                  "externalToken"),
+    AP_INIT_TAKE1("RunaiTokenAppCache", rt_set_app_cache, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds a verified app secret is remembered, or off; "
+                  "default 10"),
+    AP_INIT_TAKE1("RunaiTokenLeeway", rt_set_leeway, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Clock skew allowed on exp and nbf, in seconds; default 30"),
+    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_set_user_claim, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Claim that becomes REMOTE_USER; default sub"),
+    AP_INIT_TAKE12("RunaiTokenThrottle", rt_set_throttle, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "Failed attempts per principal and window in seconds, or "
+                   "off; default 10 60"),
     {NULL},
 };
 
-static const rt_route *find_route(const char *path)
+static const rt_route *find_route(const char *path, const rt_server_conf *sc)
 {
+    apr_size_t ilen = strlen(sc->issuer_path);
+
     for (apr_size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        if (strcmp(routes[i].path, path) == 0) {
+        const char *p = path;
+
+        if (routes[i].base == UNDER_ISSUER) {
+            if (strncmp(path, sc->issuer_path, ilen) != 0) {
+                continue;
+            }
+            p += ilen;
+        }
+        if (strcmp(routes[i].path, p) == 0) {
             return &routes[i];
         }
     }
     return NULL;
+}
+
+/* Reads a legacy route's query into fields, then keeps the secrets out of
+ * the access log (%r, %q) by redacting the query. */
+static void read_query(request_rec *r, const rt_query_param *query,
+                       rt_fields *f)
+{
+    apr_table_t *args;
+
+    ap_args_to_table(r, &args);
+    for (; query->name != NULL; query++) {
+        f->v[query->field] = apr_table_get(args, query->name);
+    }
+    if (r->args != NULL) {
+        r->args = "redacted";
+        r->parsed_uri.query = r->args;
+        r->unparsed_uri = apr_pstrcat(r->pool, r->uri, "?redacted", NULL);
+        r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri,
+                                     " ", r->protocol, NULL);
+    }
 }
 
 static int fail(request_rec *r, int status, const char *message)
@@ -101,6 +208,44 @@ static const char *log_value(request_rec *r, const char *v)
     return v ? ap_escape_logitem(r->pool, v) : "-";
 }
 
+/* JWKS and discovery: built at start-up, cacheable. */
+static int send_document(request_rec *r, const char *doc)
+{
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "public, max-age=300");
+    ap_set_content_length(r, (apr_off_t)strlen(doc));
+    if (!r->header_only) {
+        ap_rputs(doc, r);
+    }
+    return OK;
+}
+
+/* Reads and parses the body in the route's dialects into c->f. */
+static rt_error *read_request(rt_ctx *c, const rt_route *route)
+{
+    char *body;
+    apr_size_t len;
+    rt_body_kind kind;
+    rt_error *err = rt_http_read_body(c->r, rt_conf_max_body(c->dc),
+                                      route->form, &body, &len, &kind);
+
+    if (err == NULL && kind == RT_BODY_FORM) {
+        c->oauth = 1;
+        err = rt_form_parse(c->r->pool, body, len, &c->f);
+        if (err == NULL) {
+            return rt_oauth_client_auth(c);
+        }
+    } else if (err == NULL) {
+        err =
+            rt_request_parse_json(c->r->pool, body, len, route->fields, &c->f);
+    }
+    if (err != NULL) {
+        c->outcome = "bad_request";
+    }
+    return err;
+}
+
 static int rt_handler(request_rec *r)
 {
     const rt_route *route;
@@ -111,7 +256,10 @@ static int rt_handler(request_rec *r)
     if (r->handler == NULL || strcmp(r->handler, HANDLER_NAME) != 0) {
         return DECLINED;
     }
-    route = find_route(r->uri);
+    c.r = r;
+    c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
+    c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
+    route = find_route(r->uri, c.sc);
     if (route == NULL) {
         return fail(r, HTTP_NOT_FOUND, "not found");
     }
@@ -124,25 +272,20 @@ static int rt_handler(request_rec *r)
                        route->method == M_GET ? "GET, HEAD" : "POST");
         return fail(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     }
+    if (route->kind != RT_GRANT) {
+        ap_discard_request_body(r);
+        return send_document(r, route->kind == RT_JWKS ? c.sc->jwks
+                                                       : c.sc->discovery);
+    }
 
-    c.r = r;
-    c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
-    c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
     c.outcome = "granted";
     if (route->fields != 0) {
-        char *body;
-        apr_size_t len;
-
-        err = rt_http_read_json(r, rt_conf_max_body(c.dc), &body, &len);
-        if (err == NULL) {
-            err =
-                rt_request_parse_json(r->pool, body, len, route->fields, &c.f);
-        }
-        if (err != NULL) {
-            c.outcome = "bad_request";
-        }
+        err = read_request(&c, route);
     } else {
         ap_discard_request_body(r);
+    }
+    if (route->query != NULL) {
+        read_query(r, route->query, &c.f);
     }
     if (err == NULL) {
         err = route->grant(&c, &reply);
@@ -153,22 +296,40 @@ static int rt_handler(request_rec *r)
                   log_value(r, c.grant), log_value(r, c.principal),
                   log_value(r, c.client), log_value(r, r->useragent_ip),
                   c.outcome);
-    return err ? rt_http_send_error(r, err) : rt_http_send_json(r, reply);
+    if (err != NULL) {
+        return c.oauth ? rt_oauth_send_error(&c, err)
+                       : rt_http_send_error(r, err);
+    }
+    if (reply != NULL && c.oauth) {
+        reply = rt_json_pool_own(r->pool, rt_oauth_reply(reply));
+    }
+    return reply ? rt_http_send_json(r, HTTP_OK, reply) : OK;
+}
+
+static int rt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    return rt_store_pre_config(pconf);
 }
 
 static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
+    int rc = rt_config_finish(pconf, s);
+
     (void)plog;
-    (void)ptemp;
-    return rt_config_finish(pconf, s);
+    return rc == OK ? rt_store_post_config(pconf, ptemp, s) : rc;
 }
 
 static void rt_register_hooks(apr_pool_t *p)
 {
-    (void)p;
+    ap_hook_pre_config(rt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_authn_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rt_guard_register(p);
 }
 
 AP_DECLARE_MODULE(runai_token) = {

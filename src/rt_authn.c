@@ -1,6 +1,8 @@
 #include "rt_authn.h"
 
 #include "http_log.h"
+#include "rt_credcache.h"
+#include <apr_strings.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -34,4 +36,38 @@ authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
                       (int)st);
         return AUTH_GENERAL_ERROR;
     }
+}
+
+#define CACHE_SLOTS 4096
+
+static rt_credcache *cache;
+
+void rt_authn_child_init(apr_pool_t *p, server_rec *s)
+{
+    cache = rt_credcache_create(p, CACHE_SLOTS);
+    if (cache == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "verified-credential cache unavailable: every app_token "
+                     "request checks its secret");
+    }
+}
+
+authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
+                                const char *id, const char *secret)
+{
+    apr_int64_t ttl = rt_conf_app_cache(dc);
+    apr_int64_t now = apr_time_sec(r->request_time);
+    /* The provider list of this location scopes the entry. */
+    const char *scope = apr_psprintf(r->pool, "%pp", (void *)dc->app_providers);
+    authn_status st;
+
+    if (ttl > 0 && rt_credcache_hit(cache, scope, id, secret, now)) {
+        r->user = (char *)id;
+        return AUTH_GRANTED;
+    }
+    st = rt_authn_check(r, dc->app_providers, id, secret);
+    if (st == AUTH_GRANTED && ttl > 0) {
+        rt_credcache_put(cache, scope, id, secret, now + ttl);
+    }
+    return st;
 }

@@ -12,4 +12,12 @@
 authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
                             const char *user, const char *password);
 
+/* rt_authn_check for application secrets, through the verified-credential
+ * cache of this process (RunaiTokenAppCache). */
+authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
+                                const char *id, const char *secret);
+
+/* Creates this process's verified-credential cache. */
+void rt_authn_child_init(apr_pool_t *p, server_rec *s);
+
 #endif

@@ -1,11 +1,14 @@
 #include "rt_config.h"
 #include "rt_util.h"
+#include "rt_oidc.h"
 
 #include "http_log.h"
 #include "http_core.h"
 #include "ap_provider.h"
 #include <apr_strings.h>
 #include <apr_uri.h>
+#include <apr_hash.h>
+#include <strings.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -18,10 +21,19 @@ static const char *const reserved_claims[] = {
     apr_psprintf((cmd)->pool, "%s: '%s' %s", (cmd)->cmd->name, (value),        \
                  apr_psprintf((cmd)->pool, __VA_ARGS__))
 
+static rt_server_conf *server_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config,
+                                &runai_token_module);
+}
+
 void *rt_create_server_conf(apr_pool_t *p, server_rec *s)
 {
+    rt_server_conf *c = apr_pcalloc(p, sizeof(*c));
+
     (void)s;
-    return apr_pcalloc(p, sizeof(rt_server_conf));
+    c->code_lifetime = -1;
+    return c;
 }
 
 void *rt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
@@ -31,6 +43,9 @@ void *rt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
 
     c->issuer = add->issuer ? add->issuer : base->issuer;
     c->keys = add->keys ? add->keys : base->keys;
+    c->code_lifetime =
+        add->code_lifetime != -1 ? add->code_lifetime : base->code_lifetime;
+    c->clients = add->clients ? add->clients : base->clients;
     return c;
 }
 
@@ -41,6 +56,10 @@ void *rt_create_dir_conf(apr_pool_t *p, char *dir)
     (void)dir;
     c->access_lifetime = -1;
     c->max_body = -1;
+    c->refresh_lifetime = -1;
+    c->throttle_attempts = -1;
+    c->leeway = -1;
+    c->app_cache = -1;
     return c;
 }
 
@@ -84,6 +103,13 @@ void *rt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     PICK(app_providers, NULL);
     PICK(password_providers, NULL);
     PICK(max_body, -1);
+    PICK(refresh_lifetime, -1);
+    PICK(external_token_var, NULL);
+    PICK(throttle_attempts, -1);
+    PICK(throttle_seconds, 0);
+    PICK(leeway, -1);
+    PICK(user_claim, NULL);
+    PICK(app_cache, -1);
 #undef PICK
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
@@ -92,8 +118,7 @@ void *rt_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 
 const char *rt_set_issuer(cmd_parms *cmd, void *dc, const char *url)
 {
-    rt_server_conf *sc =
-        ap_get_module_config(cmd->server->module_config, &runai_token_module);
+    rt_server_conf *sc = server_conf(cmd);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     apr_uri_t u;
 
@@ -115,8 +140,7 @@ const char *rt_set_issuer(cmd_parms *cmd, void *dc, const char *url)
 const char *rt_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
                                const char *kid)
 {
-    rt_server_conf *sc =
-        ap_get_module_config(cmd->server->module_config, &runai_token_module);
+    rt_server_conf *sc = server_conf(cmd);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
     int hmac = strncmp(file, "hmac:", 5) == 0;
     const char *path;
@@ -199,6 +223,128 @@ const char *rt_set_max_body(cmd_parms *cmd, void *dcv, const char *v)
     return set_seconds(cmd, v, 64, 16777216, &((rt_dir_conf *)dcv)->max_body);
 }
 
+const char *rt_set_refresh_lifetime(cmd_parms *cmd, void *dcv, const char *v)
+{
+    return set_seconds(cmd, v, 1, 31536000,
+                       &((rt_dir_conf *)dcv)->refresh_lifetime);
+}
+
+const char *rt_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    (void)dc;
+    return err ? err
+               : set_seconds(cmd, v, 1, 600, &server_conf(cmd)->code_lifetime);
+}
+
+/* RunaiTokenClient ID [REDIRECT_URI...]: redirect URIs are compared
+ * byte for byte, so they are checked to be absolute and fragment-free. */
+const char *rt_set_client(cmd_parms *cmd, void *dc, int argc,
+                          char *const argv[])
+{
+    rt_server_conf *sc = server_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+    apr_array_header_t *uris;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (argc < 1 || *argv[0] == '\0') {
+        return apr_psprintf(cmd->pool, "%s: a client id is required",
+                            cmd->cmd->name);
+    }
+    for (const char *s = argv[0]; *s; s++) {
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+            return BAD(cmd, argv[0], "is not a usable client id");
+        }
+    }
+    if (sc->clients == NULL) {
+        sc->clients = apr_hash_make(cmd->pool);
+    }
+    if (apr_hash_get(sc->clients, argv[0], APR_HASH_KEY_STRING)) {
+        return BAD(cmd, argv[0], "is registered twice");
+    }
+    uris = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (int i = 1; i < argc; i++) {
+        apr_uri_t u;
+
+        if (apr_uri_parse(cmd->pool, argv[i], &u) != APR_SUCCESS || !u.scheme ||
+            u.fragment ||
+            ((!strcmp(u.scheme, "http") || !strcmp(u.scheme, "https")) &&
+             (!u.hostname || !*u.hostname))) {
+            return BAD(cmd, argv[i],
+                       "is not an absolute redirect URI without "
+                       "fragment");
+        }
+        APR_ARRAY_PUSH(uris, const char *) = argv[i];
+    }
+    apr_hash_set(sc->clients, argv[0], APR_HASH_KEY_STRING, uris);
+    return NULL;
+}
+
+const char *rt_set_external_token_var(cmd_parms *cmd, void *dcv,
+                                      const char *name)
+{
+    if (*name == '\0') {
+        return BAD(cmd, name, "is empty");
+    }
+    ((rt_dir_conf *)dcv)->external_token_var = name;
+    return NULL;
+}
+
+const char *rt_set_app_cache(cmd_parms *cmd, void *dcv, const char *v)
+{
+    rt_dir_conf *dc = dcv;
+
+    if (strcasecmp(v, "off") == 0) {
+        dc->app_cache = 0;
+        return NULL;
+    }
+    return set_seconds(cmd, v, 1, 3600, &dc->app_cache);
+}
+
+const char *rt_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
+{
+    return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
+}
+
+const char *rt_set_user_claim(cmd_parms *cmd, void *dcv, const char *name)
+{
+    if (*name == '\0') {
+        return BAD(cmd, name, "is empty");
+    }
+    ((rt_dir_conf *)dcv)->user_claim = name;
+    return NULL;
+}
+
+const char *rt_set_throttle(cmd_parms *cmd, void *dcv, const char *attempts,
+                            const char *seconds)
+{
+    rt_dir_conf *dc = dcv;
+    apr_int64_t a, s;
+
+    if (seconds == NULL && strcasecmp(attempts, "off") == 0) {
+        dc->throttle_attempts = 0;
+        dc->throttle_seconds = 0;
+        return NULL;
+    }
+    if (rt_parse_int(attempts, 1, 100000, &a) != 0) {
+        return BAD(cmd, attempts,
+                   "is not a number of attempts from 1 to "
+                   "100000 (or 'off')");
+    }
+    if (seconds == NULL || rt_parse_int(seconds, 1, 86400, &s) != 0) {
+        return BAD(cmd, seconds ? seconds : "",
+                   "is not a window of 1 to "
+                   "86400 seconds");
+    }
+    dc->throttle_attempts = (int)a;
+    dc->throttle_seconds = (int)s;
+    return NULL;
+}
+
 /* RunaiTokenAppProvider / RunaiTokenPasswordProvider: cmd->info is the
  * offset of the list in rt_dir_conf. Providers are resolved now, as
  * mod_auth_basic does, so an unknown name fails configtest. */
@@ -275,6 +421,20 @@ const char *rt_set_claim(cmd_parms *cmd, void *dcv, const char *name,
     return NULL;
 }
 
+/* Names of the claims configured at server level, for discovery. */
+static apr_array_header_t *claim_names(apr_pool_t *p, server_rec *s)
+{
+    const rt_dir_conf *dc =
+        ap_get_module_config(s->lookup_defaults, &runai_token_module);
+    apr_array_header_t *names = apr_array_make(p, 4, sizeof(const char *));
+
+    for (int i = 0; dc->claims != NULL && i < dc->claims->nelts; i++) {
+        APR_ARRAY_PUSH(names, const char *) =
+            APR_ARRAY_IDX(dc->claims, i, rt_claim).name;
+    }
+    return names;
+}
+
 int rt_config_finish(apr_pool_t *p, server_rec *main_server)
 {
     int first_pass =
@@ -291,6 +451,10 @@ int rt_config_finish(apr_pool_t *p, server_rec *main_server)
                 p, "https://",
                 s->server_hostname ? s->server_hostname : "localhost", NULL);
         }
+        sc->issuer_path = rt_oidc_issuer_path(p, sc->issuer);
+        sc->jwks = rt_oidc_jwks(p, sc->keys);
+        sc->discovery =
+            rt_oidc_discovery(p, sc->issuer, sc->keys, claim_names(p, s));
         /* Warn once per key list: vhosts may share the main server's. */
         if (first_pass || sc->keys == NULL ||
             (s != main_server && sc->keys == main_sc->keys)) {
@@ -316,4 +480,54 @@ apr_int64_t rt_conf_access_lifetime(const rt_dir_conf *dc)
 apr_int64_t rt_conf_max_body(const rt_dir_conf *dc)
 {
     return dc->max_body > 0 ? dc->max_body : RT_DEFAULT_MAX_BODY;
+}
+
+apr_int64_t rt_conf_refresh_lifetime(const rt_dir_conf *dc)
+{
+    return dc->refresh_lifetime > 0 ? dc->refresh_lifetime
+                                    : RT_DEFAULT_REFRESH_LIFETIME;
+}
+
+apr_int64_t rt_conf_code_lifetime(const rt_server_conf *sc)
+{
+    return sc->code_lifetime > 0 ? sc->code_lifetime : RT_DEFAULT_CODE_LIFETIME;
+}
+
+int rt_conf_throttle(const rt_dir_conf *dc, int *seconds)
+{
+    if (dc->throttle_attempts < 0) {
+        *seconds = RT_DEFAULT_THROTTLE_SECONDS;
+        return RT_DEFAULT_THROTTLE_ATTEMPTS;
+    }
+    *seconds = dc->throttle_seconds;
+    return dc->throttle_attempts;
+}
+
+const apr_array_header_t *rt_conf_client(const rt_server_conf *sc,
+                                         const char *id)
+{
+    return sc->clients ? apr_hash_get(sc->clients, id, APR_HASH_KEY_STRING)
+                       : NULL;
+}
+
+apr_int64_t rt_conf_leeway(const rt_dir_conf *dc)
+{
+    return dc->leeway >= 0 ? dc->leeway : RT_DEFAULT_LEEWAY;
+}
+
+const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc, apr_pool_t *p)
+{
+    apr_array_header_t *a;
+
+    if (dc->audience != NULL) {
+        return dc->audience;
+    }
+    a = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(a, const char *) = RT_DEFAULT_AUDIENCE;
+    return a;
+}
+
+apr_int64_t rt_conf_app_cache(const rt_dir_conf *dc)
+{
+    return dc->app_cache >= 0 ? dc->app_cache : RT_DEFAULT_APP_CACHE;
 }

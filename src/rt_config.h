@@ -7,12 +7,19 @@
 #include "http_config.h"
 #include "mod_auth.h"
 #include "ap_expr.h"
+#include <apr_hash.h>
 
 #include "rt_jwt.h"
 
 typedef struct rt_server_conf {
-    const char *issuer;       /* NULL until post_config fills the default */
-    apr_array_header_t *keys; /* rt_key *; first signs; NULL when unset */
+    const char *issuer;        /* NULL until post_config fills the default */
+    apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
+    apr_int64_t code_lifetime; /* -1: unset */
+    apr_hash_t *clients;       /* id -> array of redirect URIs; NULL: none */
+    /* Filled by post_config: */
+    const char *issuer_path; /* path of the issuer URL, "" for none */
+    const char *jwks;        /* JWKS document */
+    const char *discovery;   /* OIDC discovery document */
 } rt_server_conf;
 
 typedef struct rt_provider {
@@ -34,11 +41,25 @@ typedef struct rt_dir_conf {
     apr_array_header_t *claims;             /* rt_claim; NULL: none */
     apr_array_header_t *app_claims;         /* rt_claim; NULL: none */
     apr_int64_t max_body;                   /* -1: unset */
+    apr_int64_t refresh_lifetime;           /* -1: unset */
+    const char *external_token_var;         /* NULL: unset */
+    int throttle_attempts;                  /* -1: unset, 0: off */
+    int throttle_seconds;
+    apr_int64_t leeway;     /* -1: unset */
+    const char *user_claim; /* NULL: unset */
+    apr_int64_t app_cache;  /* -1: unset, 0: off */
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"
 #define RT_DEFAULT_ACCESS_LIFETIME 3600
 #define RT_DEFAULT_MAX_BODY 16384
+#define RT_DEFAULT_REFRESH_LIFETIME 86400
+#define RT_DEFAULT_CODE_LIFETIME 60
+#define RT_DEFAULT_THROTTLE_ATTEMPTS 10
+#define RT_DEFAULT_THROTTLE_SECONDS 60
+#define RT_DEFAULT_LEEWAY 30
+#define RT_DEFAULT_APP_CACHE 10
+#define RT_DEFAULT_USER_CLAIM "sub"
 
 extern module AP_MODULE_DECLARE_DATA runai_token_module;
 
@@ -56,6 +77,17 @@ const char *rt_set_provider(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_set_claim(cmd_parms *cmd, void *dc, const char *name,
                          const char *expr, const char *type);
 const char *rt_set_max_body(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_refresh_lifetime(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_client(cmd_parms *cmd, void *dc, int argc,
+                          char *const argv[]);
+const char *rt_set_external_token_var(cmd_parms *cmd, void *dc,
+                                      const char *name);
+const char *rt_set_app_cache(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_leeway(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_set_user_claim(cmd_parms *cmd, void *dc, const char *name);
+const char *rt_set_throttle(cmd_parms *cmd, void *dc, const char *attempts,
+                            const char *seconds);
 
 /* Fills defaults that depend on the whole configuration (the issuer from
  * ServerName) and logs key warnings; run from post_config. */
@@ -64,5 +96,18 @@ int rt_config_finish(apr_pool_t *p, server_rec *s);
 /* Effective values of a dir config. */
 apr_int64_t rt_conf_access_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_conf_max_body(const rt_dir_conf *dc);
+apr_int64_t rt_conf_refresh_lifetime(const rt_dir_conf *dc);
+apr_int64_t rt_conf_code_lifetime(const rt_server_conf *sc);
+apr_int64_t rt_conf_leeway(const rt_dir_conf *dc);
+/* Seconds a verified app secret is remembered; 0: off. */
+apr_int64_t rt_conf_app_cache(const rt_dir_conf *dc);
+/* RunaiTokenAudience as a list (default "runai"), allocated in p. */
+const apr_array_header_t *rt_conf_audience(const rt_dir_conf *dc,
+                                           apr_pool_t *p);
+/* Throttle limit for one principal (0: off) and its window in seconds. */
+int rt_conf_throttle(const rt_dir_conf *dc, int *seconds);
+/* The redirect URIs of a registered client, NULL when unknown. */
+const apr_array_header_t *rt_conf_client(const rt_server_conf *sc,
+                                         const char *id);
 
 #endif

@@ -1,6 +1,8 @@
 #include "rt_grant.h"
 #include "rt_authn.h"
 #include "rt_claims.h"
+#include "rt_session.h"
+#include "rt_throttle.h"
 #include "rt_util.h"
 
 #include "http_log.h"
@@ -10,66 +12,70 @@ APLOG_USE_MODULE(runai_token);
 
 #define JTI_BYTES 16
 
-static rt_error *bad_request(rt_ctx *c, const char *outcome,
-                             const char *message, const char *details)
+static rt_error *fail(rt_ctx *c, int status, const char *outcome,
+                      const char *message)
 {
     c->outcome = outcome;
-    return rt_error_make(c->r->pool, 400, message, details);
+    return rt_error_make(c->r->pool, status, message, NULL);
 }
 
 static rt_error *missing(rt_ctx *c, rt_field_id f)
 {
-    return bad_request(
-        c, "bad_request",
-        apr_psprintf(c->r->pool, "missing field '%s'", rt_field_names[f]),
-        NULL);
+    return fail(
+        c, 400, "bad_request",
+        apr_psprintf(c->r->pool, "missing field '%s'", rt_field_names[f]));
 }
 
 static rt_error *internal(rt_ctx *c, const char *why)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, "%s grant failed: %s",
                   c->grant, why);
-    c->outcome = "error";
-    return rt_error_make(c->r->pool, 500, "internal error", NULL);
+    return fail(c, 500, "error", "internal error");
 }
 
-static json_t *audience(const rt_dir_conf *dc)
+static rt_error *store_down(rt_ctx *c)
 {
+    return fail(c, 503, "store_unavailable", "session store unavailable");
+}
+
+/* aud: a string for one audience, an array for several. */
+static json_t *audience(rt_ctx *c)
+{
+    const apr_array_header_t *a = rt_conf_audience(c->dc, c->r->pool);
     json_t *arr;
 
-    if (dc->audience == NULL) {
-        return json_string(RT_DEFAULT_AUDIENCE);
-    }
-    if (dc->audience->nelts == 1) {
-        return json_string(APR_ARRAY_IDX(dc->audience, 0, const char *));
+    if (a->nelts == 1) {
+        return json_string(APR_ARRAY_IDX(a, 0, const char *));
     }
     arr = json_array();
-    for (int i = 0; i < dc->audience->nelts; i++) {
-        json_array_append_new(
-            arr, json_string(APR_ARRAY_IDX(dc->audience, i, const char *)));
+    for (int i = 0; i < a->nelts; i++) {
+        json_array_append_new(arr,
+                              json_string(APR_ARRAY_IDX(a, i, const char *)));
     }
     return arr;
 }
 
 /* The claims both token kinds share; the caller adds the kind's own. */
-static json_t *claims_base(rt_ctx *c, const char *sub, json_t *aud,
+static json_t *claims_base(rt_ctx *c, const rt_login *l, json_t *aud,
                            apr_int64_t now)
 {
     json_t *o = rt_json_pool_own(c->r->pool, json_object());
-    apr_int64_t life = rt_conf_access_lifetime(c->dc);
 
     json_object_set_new(o, "iss", json_string(c->sc->issuer));
-    json_object_set_new(o, "sub", json_string(sub));
+    json_object_set_new(o, "sub", json_string(l->sub));
     json_object_set_new(o, "aud", aud);
     json_object_set_new(o, "iat", json_integer(now));
-    json_object_set_new(o, "exp", json_integer(now + life));
+    json_object_set_new(o, "exp",
+                        json_integer(now + rt_conf_access_lifetime(c->dc)));
+    if (l->azp != NULL) {
+        json_object_set_new(o, "azp", json_string(l->azp));
+    }
     return o;
 }
 
-/* Mints the access token and, when id_aud is given, the id token.
- * profile holds preferred_username and the configured claims. */
-static rt_error *mint(rt_ctx *c, const char *sub, const char *azp,
-                      json_t *profile, json_t *id_aud, const char **access,
+/* Mints the access token and, when id is not NULL, the id token (its aud
+ * is the client, else the audience). */
+static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
                       const char **id)
 {
     const rt_key *key;
@@ -78,60 +84,90 @@ static rt_error *mint(rt_ctx *c, const char *sub, const char *azp,
     json_t *at;
 
     if (c->sc->keys == NULL) {
-        json_decref(id_aud);
         return internal(c, "no RunaiTokenSigningKey is configured for this "
                            "server");
     }
     if (jti == NULL) {
-        json_decref(id_aud);
         return internal(c, "the random generator failed");
     }
     key = APR_ARRAY_IDX(c->sc->keys, 0, rt_key *);
-    at = claims_base(c, sub, audience(c->dc), now);
+    at = claims_base(c, l, audience(c), now);
     json_object_set_new(at, "jti", json_string(jti));
-    if (azp != NULL) {
-        json_object_set_new(at, "azp", json_string(azp));
-    }
-    json_object_update(at, profile);
+    json_object_update(at, l->profile);
     *access = rt_jwt_sign(c->r->pool, key, at);
-    if (id_aud != NULL) {
-        json_t *it = claims_base(c, sub, id_aud, now);
+    if (id != NULL) {
+        json_t *it =
+            claims_base(c, l, l->azp ? json_string(l->azp) : audience(c), now);
 
-        json_object_set_new(it, "auth_time", json_integer(now));
-        if (azp != NULL) {
-            json_object_set_new(it, "azp", json_string(azp));
+        json_object_set_new(it, "auth_time", json_integer(l->auth_time));
+        if (l->nonce != NULL) {
+            json_object_set_new(it, "nonce", json_string(l->nonce));
         }
-        json_object_update(it, profile);
+        json_object_update(it, l->profile);
         *id = rt_jwt_sign(c->r->pool, key, it);
     }
-    if (*access == NULL || (id_aud != NULL && *id == NULL)) {
-        return internal(c, apr_psprintf(c->r->pool,
-                                        "signing with key '%s' "
-                                        "failed",
-                                        key->kid));
+    if (*access == NULL || (id != NULL && *id == NULL)) {
+        return internal(
+            c,
+            apr_psprintf(c->r->pool, "signing with key '%s' failed", key->kid));
     }
     return NULL;
 }
 
-/* Checks credentials, evaluates claims; NULL when granted. */
-static rt_error *authenticate(rt_ctx *c, const apr_array_header_t *providers,
-                              const apr_array_header_t *claims,
-                              const char *user, const char *secret,
-                              json_t **profile)
+/* {accessToken, idToken?, refreshToken?, externalToken?, expiresIn} */
+static json_t *token_reply(rt_ctx *c, const char *access, const char *id,
+                           const char *refresh, const char *external)
 {
-    switch (rt_authn_check(c->r, providers, user, secret)) {
+    json_t *o = json_pack("{s:s}", "accessToken", access);
+
+    if (id != NULL) {
+        json_object_set_new(o, "idToken", json_string(id));
+    }
+    if (refresh != NULL) {
+        json_object_set_new(o, "refreshToken", json_string(refresh));
+    }
+    if (external != NULL) {
+        json_object_set_new(o, "externalToken", json_string(external));
+    }
+    json_object_set_new(o, "expiresIn",
+                        json_integer(rt_conf_access_lifetime(c->dc)));
+    return o;
+}
+
+/* Throttle, credentials (an app's secret when app is set, else a user's
+ * password), claims: NULL when granted, with l filled. */
+static rt_error *authenticate(rt_ctx *c, int app,
+                              const apr_array_header_t *claims,
+                              const char *user, const char *secret, rt_login *l)
+{
+    int counted;
+    apr_int64_t wait = rt_throttle_check(c->r, c->dc, user, &counted);
+
+    if (wait > 0) {
+        apr_table_setn(c->r->err_headers_out, "Retry-After",
+                       apr_psprintf(c->r->pool, "%" APR_INT64_T_FMT, wait));
+        return fail(c, 429, "throttled", "too many failed attempts");
+    }
+    switch (
+        app ? rt_authn_check_app(c->r, c->dc, user, secret)
+            : rt_authn_check(c->r, c->dc->password_providers, user, secret)) {
     case AUTH_GRANTED:
         break;
     case AUTH_DENIED:
-        c->outcome = "invalid_credentials";
-        return rt_error_make(c->r->pool, 401, "invalid credentials", NULL);
+        rt_throttle_failed(c->r, c->dc, user);
+        return fail(c, 401, "invalid_credentials", "invalid credentials");
     default:
-        c->outcome = "error";
-        return rt_error_make(c->r->pool, 500, "internal error", NULL);
+        return fail(c, 500, "error", "internal error");
     }
-    *profile = rt_json_pool_own(c->r->pool, json_object());
-    json_object_set_new(*profile, "preferred_username", json_string(user));
-    json_object_update(*profile, rt_claims_eval(c->r, claims));
+    if (counted) {
+        rt_throttle_succeeded(c->r, c->dc, user);
+    }
+    memset(l, 0, sizeof(*l));
+    l->sub = user;
+    l->auth_time = apr_time_sec(c->r->request_time);
+    l->profile = rt_json_pool_own(c->r->pool, json_object());
+    json_object_set_new(l->profile, "preferred_username", json_string(user));
+    json_object_update(l->profile, rt_claims_eval(c->r, claims));
     return NULL;
 }
 
@@ -139,12 +175,12 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
                            const char *secret, rt_field_id secret_field,
                            const char **access, const char **idt)
 {
-    json_t *profile;
+    rt_login l;
     rt_error *e;
 
     c->principal = c->client = id;
     if (c->dc->app_providers == NULL) {
-        return bad_request(c, "not_enabled", "grant type not enabled", NULL);
+        return fail(c, 400, "not_enabled", "grant type not enabled");
     }
     if (id == NULL) {
         return missing(c, id_field);
@@ -152,10 +188,10 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
     if (secret == NULL) {
         return missing(c, secret_field);
     }
-    e = authenticate(c, c->dc->app_providers, c->dc->app_claims, id, secret,
-                     &profile);
+    e = authenticate(c, 1, c->dc->app_claims, id, secret, &l);
     if (e == NULL) {
-        e = mint(c, id, id, profile, idt ? json_string(id) : NULL, access, idt);
+        l.azp = id;
+        e = mint(c, &l, access, idt);
     }
     return e;
 }
@@ -165,17 +201,15 @@ static rt_error *grant_app_token(rt_ctx *c, json_t **reply)
     const char *access = NULL;
     int by_app =
         rt_field(&c->f, RT_F_APP_ID) || !rt_field(&c->f, RT_F_CLIENT_ID);
+    rt_field_id id = by_app ? RT_F_APP_ID : RT_F_CLIENT_ID;
+    rt_field_id secret = by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET;
     rt_error *e;
 
     c->grant = "app_token";
-    e = grant_app(
-        c, rt_field(&c->f, by_app ? RT_F_APP_ID : RT_F_CLIENT_ID),
-        by_app ? RT_F_APP_ID : RT_F_CLIENT_ID,
-        rt_field(&c->f, by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET),
-        by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET, &access, NULL);
+    e = grant_app(c, rt_field(&c->f, id), id, rt_field(&c->f, secret), secret,
+                  &access, NULL);
     if (e == NULL) {
-        *reply = json_pack("{s:s,s:I}", "accessToken", access, "expiresIn",
-                           (json_int_t)rt_conf_access_lifetime(c->dc));
+        *reply = token_reply(c, access, NULL, NULL, NULL);
     }
     return e;
 }
@@ -201,20 +235,38 @@ rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply)
     return e;
 }
 
+/* Access, id and refresh tokens for a login that starts a session. */
+static rt_error *start_session(rt_ctx *c, rt_login *l, const char *external,
+                               json_t **reply)
+{
+    const char *access = NULL, *idt = NULL, *refresh = NULL;
+    apr_int64_t sexp =
+        apr_time_sec(c->r->request_time) + rt_conf_refresh_lifetime(c->dc);
+    rt_error *e = mint(c, l, &access, &idt);
+
+    if (e != NULL) {
+        return e;
+    }
+    if (rt_session_start(c->r, l, sexp, &refresh) != RT_STORE_OK) {
+        return store_down(c);
+    }
+    *reply = token_reply(c, access, idt, refresh, external);
+    return NULL;
+}
+
 static rt_error *grant_password(rt_ctx *c, json_t **reply)
 {
     const char *user = rt_field(&c->f, RT_F_USERNAME);
     const char *password = rt_field(&c->f, RT_F_PASSWORD);
     const char *client = rt_field(&c->f, RT_F_CLIENT_ID);
-    const char *access = NULL, *idt = NULL;
-    json_t *profile;
+    rt_login l;
     rt_error *e;
 
     c->grant = "password";
     c->principal = user;
     c->client = client;
     if (c->dc->password_providers == NULL) {
-        return bad_request(c, "not_enabled", "grant type not enabled", NULL);
+        return fail(c, 400, "not_enabled", "grant type not enabled");
     }
     if (user == NULL) {
         return missing(c, RT_F_USERNAME);
@@ -222,23 +274,86 @@ static rt_error *grant_password(rt_ctx *c, json_t **reply)
     if (password == NULL) {
         return missing(c, RT_F_PASSWORD);
     }
-    e = authenticate(c, c->dc->password_providers, c->dc->claims, user,
-                     password, &profile);
-    if (e == NULL) {
-        e = mint(c, user, client, profile,
-                 client ? json_string(client) : audience(c->dc), &access, &idt);
+    /* Until clients are registered any clientID is taken as azp. */
+    if (client != NULL && c->sc->clients != NULL &&
+        rt_conf_client(c->sc, client) == NULL) {
+        return fail(c, 400, "unknown_client", "unknown client");
     }
+    e = authenticate(c, 0, c->dc->claims, user, password, &l);
+    if (e != NULL) {
+        return e;
+    }
+    l.azp = client;
+    return start_session(c, &l, NULL, reply);
+}
+
+static rt_error *grant_refresh(rt_ctx *c, json_t **reply)
+{
+    const char *token = rt_field(&c->f, RT_F_REFRESH_TOKEN);
+    const char *access = NULL, *idt = NULL, *next = NULL;
+    rt_login l = {0};
+    rt_error *e;
+
+    c->grant = "refresh_token";
+    if (token == NULL) {
+        return missing(c, RT_F_REFRESH_TOKEN);
+    }
+    switch (rt_session_refresh(c->r, token, &l, &next)) {
+    case RT_REFRESH_OK:
+        break;
+    case RT_REFRESH_REUSED:
+        return fail(c, 401, "reused", "invalid refresh token");
+    case RT_REFRESH_INVALID:
+        return fail(c, 401, "invalid_token", "invalid refresh token");
+    default:
+        return store_down(c);
+    }
+    c->principal = l.sub;
+    c->client = l.azp;
+    e = mint(c, &l, &access, &idt);
     if (e == NULL) {
-        *reply =
-            json_pack("{s:s,s:s,s:I}", "accessToken", access, "idToken", idt,
-                      "expiresIn", (json_int_t)rt_conf_access_lifetime(c->dc));
+        *reply = token_reply(c, access, idt, next, NULL);
     }
     return e;
 }
 
-static rt_error *not_supported(rt_ctx *c)
+static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
 {
-    return bad_request(c, "unsupported", "grant type not supported", NULL);
+    const char *code = rt_field(&c->f, RT_F_CODE);
+    const char *ruri = rt_field(&c->f, RT_F_REDIRECT_URI);
+    const char *verifier = rt_field(&c->f, RT_F_CODE_VERIFIER);
+    const char *client = rt_field(&c->f, RT_F_CLIENT_ID);
+    rt_login l = {0};
+
+    c->grant = "exchange_token";
+    if (code == NULL) {
+        return missing(c, RT_F_CODE);
+    }
+    if (ruri == NULL) {
+        return missing(c, RT_F_REDIRECT_URI);
+    }
+    /* From here on the code is spent, whatever the outcome (SPEC §3.4). */
+    switch (rt_code_take(c->r, code, &l)) {
+    case RT_STORE_OK:
+        break;
+    case RT_STORE_NOTFOUND:
+        return fail(c, 401, "invalid_code", "invalid or expired code");
+    default:
+        return store_down(c);
+    }
+    c->principal = l.sub;
+    c->client = l.azp;
+    if (l.redirect_uri == NULL || strcmp(l.redirect_uri, ruri) != 0) {
+        return fail(c, 400, "redirect_mismatch", "redirect URI mismatch");
+    }
+    if (client != NULL && (l.azp == NULL || strcmp(client, l.azp) != 0)) {
+        return fail(c, 400, "client_mismatch", "client mismatch");
+    }
+    if (l.challenge != NULL &&
+        (verifier == NULL || !rt_pkce_s256_ok(verifier, l.challenge))) {
+        return fail(c, 401, "pkce_failed", "invalid code verifier");
+    }
+    return start_session(c, &l, l.external, reply);
 }
 
 rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
@@ -257,22 +372,21 @@ rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
     if (strcmp(g, "password") == 0) {
         return grant_password(c, reply);
     }
-    if (strcmp(g, "refresh_token") == 0 || strcmp(g, "exchange_token") == 0) {
-        c->grant = g;
+    if (strcmp(g, "refresh_token") == 0) {
+        return grant_refresh(c, reply);
     }
-    return not_supported(c);
+    if (strcmp(g, "exchange_token") == 0) {
+        return grant_exchange(c, reply);
+    }
+    return fail(c, 400, "unsupported", "grant type not supported");
 }
 
 rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply)
 {
-    (void)reply;
-    c->grant = "refresh_token";
-    return not_supported(c);
+    return grant_refresh(c, reply);
 }
 
 rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply)
 {
-    (void)reply;
-    c->grant = "exchange_token";
-    return not_supported(c);
+    return grant_exchange(c, reply);
 }

@@ -11,6 +11,7 @@ typedef struct rt_ctx {
     const rt_server_conf *sc;
     const rt_dir_conf *dc;
     rt_fields f;
+    int oauth; /* the request came in the OAuth 2.0 form dialect */
     /* What the one log line per request says; never a secret. */
     const char *grant;
     const char *principal;

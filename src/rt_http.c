@@ -10,8 +10,8 @@ APLOG_USE_MODULE(runai_token);
 
 #define READ_CHUNK 8192
 
-rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
-                            apr_size_t *len)
+rt_error *rt_http_read_body(request_rec *r, apr_off_t limit, int allow_form,
+                            char **body, apr_size_t *len, rt_body_kind *kind)
 {
     const char *ct = apr_table_get(r->headers_in, "Content-Type");
     apr_size_t cap, n = 0;
@@ -20,9 +20,15 @@ rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
 
     *body = NULL;
     *len = 0;
-    if (ct != NULL && !rt_media_type_is(ct, "application/json")) {
+    *kind = RT_BODY_JSON;
+    if (ct != NULL && allow_form &&
+        rt_media_type_is(ct, "application/x-www-form-urlencoded")) {
+        *kind = RT_BODY_FORM;
+    } else if (ct != NULL && !rt_media_type_is(ct, "application/json")) {
         return rt_error_make(r->pool, 415, "unsupported media type",
-                             "send the request as application/json");
+                             allow_form ? "send application/json or "
+                                          "application/x-www-form-urlencoded"
+                                        : "send application/json");
     }
     rc = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
     if (rc != OK) {
@@ -97,7 +103,7 @@ static int send_body(request_rec *r, int status, const char *text)
     return OK;
 }
 
-int rt_http_send_json(request_rec *r, const json_t *body)
+int rt_http_send_json(request_rec *r, int status, const json_t *body)
 {
     char *text = rt_json_ascii(r->pool, body);
 
@@ -106,7 +112,7 @@ int rt_http_send_json(request_rec *r, const json_t *body)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "cannot encode the reply");
         return rt_http_send_error(r, &e);
     }
-    return send_body(r, HTTP_OK, text);
+    return send_body(r, status, text);
 }
 
 int rt_http_send_error(request_rec *r, const rt_error *e)

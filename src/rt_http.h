@@ -7,13 +7,16 @@
 #include "rt_error.h"
 #include <jansson.h>
 
-/* Reads the request body as JSON (415 for other media types, 413 over
- * limit) into a pool buffer. */
-rt_error *rt_http_read_json(request_rec *r, apr_off_t limit, char **body,
-                            apr_size_t *len);
+typedef enum { RT_BODY_JSON, RT_BODY_FORM } rt_body_kind;
 
-/* Writes a 200 JSON answer with Cache-Control: no-store. Returns OK. */
-int rt_http_send_json(request_rec *r, const json_t *body);
+/* Reads the request body into a pool buffer: JSON (also when there is no
+ * Content-Type) or, when allow_form, a form; 415 for other media types,
+ * 413 over limit. */
+rt_error *rt_http_read_body(request_rec *r, apr_off_t limit, int allow_form,
+                            char **body, apr_size_t *len, rt_body_kind *kind);
+
+/* Writes a JSON answer with Cache-Control: no-store. Returns OK. */
+int rt_http_send_json(request_rec *r, int status, const json_t *body);
 
 /* Writes e as the Error body with status e->status. Returns OK. */
 int rt_http_send_error(request_rec *r, const rt_error *e);

@@ -5,7 +5,9 @@
 #include <strings.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -172,4 +174,39 @@ int rt_parse_int(const char *s, apr_int64_t min, apr_int64_t max,
     }
     *out = v;
     return 0;
+}
+
+int rt_ct_streq(const char *a, const char *b)
+{
+    apr_size_t n = strlen(a);
+
+    return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+int rt_pkce_syntax_ok(const char *s)
+{
+    apr_size_t n = strlen(s);
+
+    if (n < 43 || n > 128) {
+        return 0;
+    }
+    for (; *s; s++) {
+        if (!apr_isalnum(*s) && !strchr("-._~", *s)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int rt_pkce_s256_ok(const char *verifier, const char *challenge)
+{
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    char enc[rt_b64url_len(SHA256_DIGEST_LENGTH) + 1];
+
+    if (!rt_pkce_syntax_ok(verifier)) {
+        return 0;
+    }
+    SHA256((const unsigned char *)verifier, strlen(verifier), md);
+    rt_b64url_to(enc, md, sizeof(md));
+    return rt_ct_streq(enc, challenge);
 }

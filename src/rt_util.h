@@ -34,4 +34,13 @@ int rt_media_type_is(const char *content_type, const char *type);
 int rt_parse_int(const char *s, apr_int64_t min, apr_int64_t max,
                  apr_int64_t *out);
 
+/* Compares two strings in time that depends only on their lengths. */
+int rt_ct_streq(const char *a, const char *b);
+
+/* RFC 7636: 43 to 128 characters of [A-Za-z0-9-._~]. */
+int rt_pkce_syntax_ok(const char *s);
+
+/* 1 when BASE64URL(SHA-256(verifier)) equals challenge. */
+int rt_pkce_s256_ok(const char *verifier, const char *challenge);
+
 #endif

@@ -10,7 +10,12 @@
 #include <openssl/pem.h>
 #include <jwt.h>
 
+#include "rt_credcache.h"
 #include "rt_error.h"
+#include "rt_form.h"
+#include "rt_oidc.h"
+#include "rt_record.h"
+#include "rt_verify.h"
 #include "rt_jwt.h"
 #include "rt_keys.h"
 #include "rt_request.h"
@@ -308,6 +313,226 @@ static void test_keys(void)
     EVP_PKEY_free(small);
 }
 
+static void test_records(void)
+{
+    unsigned char k1[RT_REC_KEY_LEN], k2[RT_REC_KEY_LEN];
+    json_t *d = rt_json_pool_own(pool, json_pack("{s:s}", "sub", "alice"));
+    apr_size_t len;
+    char *enc = rt_record_encode(pool, 2000, d, &len);
+    json_t *back;
+
+    rt_record_key(k1, RT_REC_CODE, "secret", 6);
+    rt_record_key(k2, RT_REC_REFRESH, "secret", 6);
+    ok(k1[1] == 'c' && k2[1] == 'r' && memcmp(k1 + 2, k2 + 2, 32) == 0,
+       "record keys: kind byte, then SHA-256 of the material");
+    ok(memmem(k1, sizeof(k1), "secret", 6) == NULL,
+       "record key does not hold the secret");
+    ok(enc != NULL && strstr(enc, "\"v\":1") && strstr(enc, "\"exp\":2000"),
+       "record carries version and expiry");
+    back = rt_record_decode(pool, (unsigned char *)enc, len, 1999);
+    is_str(json_string_value(json_object_get(back, "sub")), "alice",
+           "record round trip");
+    ok(rt_record_decode(pool, (unsigned char *)enc, len, 2000) == NULL,
+       "expired record refused");
+    ok(rt_record_decode(pool, (unsigned char *)"{\"v\":2,\"exp\":9e9,\"d\":{}}",
+                        24, 1) == NULL,
+       "other format version refused");
+    ok(rt_record_decode(pool, (unsigned char *)"garbage", 7, 1) == NULL,
+       "garbage refused");
+}
+
+static void test_form(void)
+{
+    rt_fields f;
+    rt_error *e;
+    const char *id, *secret;
+    const char *b = "grant_type=authorization_code&client_id=c%20li&"
+                    "redirect_uri=http%3A%2F%2Fx%2Fcb&code=a+b&scope=openid";
+
+    e = rt_form_parse(pool, b, strlen(b), &f);
+    ok(e == NULL, "form parses");
+    is_str(rt_field(&f, RT_F_GRANT_TYPE), "exchange_token",
+           "authorization_code maps to exchange_token");
+    is_str(rt_field(&f, RT_F_CLIENT_ID), "c li", "percent-decoding");
+    is_str(rt_field(&f, RT_F_REDIRECT_URI), "http://x/cb", "decoded URI");
+    is_str(rt_field(&f, RT_F_CODE), "a b", "plus is space");
+    e = rt_form_parse(pool, "code=1&code=2", 13, &f);
+    ok(e && e->status == 400 && strstr(e->message, "duplicate"),
+       "duplicate parameter refused");
+    e = rt_form_parse(pool, "code=%zz", 8, &f);
+    ok(e && e->status == 400, "bad escape refused");
+    e = rt_form_parse(pool, "code=%00", 8, &f);
+    ok(e && e->status == 400, "escaped NUL refused");
+    e = rt_form_parse(pool, "code=%ff", 8, &f);
+    ok(e && e->status == 400, "invalid UTF-8 refused");
+    e = rt_form_parse(pool, "code=%4", 7, &f);
+    ok(e && e->status == 400, "truncated escape refused");
+    e = rt_form_basic_auth(pool, "Basic YXBwJTNBMTpzM2M6cmV0", &id, &secret);
+    ok(e == NULL && strcmp(id, "app:1") == 0 && strcmp(secret, "s3c:ret") == 0,
+       "basic credentials are form-decoded, split at the first colon");
+    e = rt_form_basic_auth(pool, "Basic bm9jb2xvbg==", &id, &secret);
+    ok(e && e->status == 401, "basic credentials without colon refused");
+}
+
+static void test_pkce(void)
+{
+    /* RFC 7636 appendix B */
+    ok(rt_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                       "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+       "RFC 7636 example verifier matches");
+    ok(!rt_pkce_s256_ok("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj",
+                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+       "other verifier does not");
+    ok(!rt_pkce_syntax_ok("short") &&
+           !rt_pkce_syntax_ok("has space has space has space "
+                              "has space has space"),
+       "verifier syntax checked");
+}
+
+static char *sign_claims(rt_key *k, const char *json)
+{
+    json_t *c = rt_json_pool_own(pool, json_loads(json, 0, NULL));
+    return rt_jwt_sign(pool, k, c);
+}
+
+static void refuse(const rt_verify_params *v, const char *tok, const char *want,
+                   const char *name)
+{
+    const char *why = NULL;
+    json_t *c = rt_jwt_verify(pool, v, tok, &why);
+    ok(c == NULL && why && strstr(why, want), name);
+    if (c || !why || !strstr(why, want)) {
+        printf("#   why: %s\n", why ? why : "(verified)");
+    }
+}
+
+static void test_verify(void)
+{
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    char secret[40];
+    rt_key *kr, *ke, *kh;
+    apr_array_header_t *keys = apr_array_make(pool, 3, sizeof(rt_key *));
+    apr_array_header_t *aud = apr_array_make(pool, 1, sizeof(char *));
+    rt_verify_params v = {keys, "https://iss", aud, 1000, 30};
+    const char *why = NULL;
+    char *tok, *forged;
+    json_t *c;
+
+    memset(secret, 's', sizeof(secret));
+    rt_key_load(pool, write_key("v_rsa.pem", rsa, 0), NULL, &kr);
+    rt_key_load(pool, write_key("v_ec.pem", ec, 0), NULL, &ke);
+    rt_key_load(
+        pool, apr_pstrcat(pool, "hmac:", write_bytes("v_hs", secret, 40), NULL),
+        NULL, &kh);
+    APR_ARRAY_PUSH(keys, rt_key *) = kr;
+    APR_ARRAY_PUSH(keys, rt_key *) = ke;
+    APR_ARRAY_PUSH(aud, const char *) = "runai";
+
+    tok = sign_claims(kr, "{\"iss\":\"https://iss\",\"sub\":\"u\",\"aud\":"
+                          "[\"x\",\"runai\"],\"exp\":1100}");
+    c = rt_jwt_verify(pool, &v, tok, &why);
+    ok(c && strcmp(json_string_value(json_object_get(c, "sub")), "u") == 0,
+       "RS256 token verifies (aud array)");
+    tok = sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"runai\","
+                          "\"exp\":1100,\"nbf\":1020}");
+    ok(rt_jwt_verify(pool, &v, tok, &why) != NULL,
+       "ES256 token verifies, nbf within leeway");
+    refuse(&v,
+           sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"runai\","
+                           "\"exp\":1100,\"nbf\":1031}"),
+           "not yet", "nbf beyond leeway refused");
+    refuse(&v,
+           sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"runai\","
+                           "\"exp\":970}"),
+           "expired", "exp beyond leeway refused");
+    ok(rt_jwt_verify(pool, &v,
+                     sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":"
+                                     "\"runai\",\"exp\":971}"),
+                     &why) != NULL,
+       "exp within leeway accepted");
+    refuse(&v, sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"runai\"}"),
+           "no exp", "missing exp refused");
+    refuse(&v,
+           sign_claims(ke, "{\"iss\":\"https://other\",\"aud\":\"runai\","
+                           "\"exp\":1100}"),
+           "issuer", "wrong issuer refused");
+    refuse(&v, sign_claims(ke, "{\"aud\":\"runai\",\"exp\":1100}"), "issuer",
+           "missing issuer refused");
+    refuse(&v,
+           sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"other\","
+                           "\"exp\":1100}"),
+           "audience", "wrong audience refused");
+    /* HS256 signed with the RSA key's public PEM as secret, labelled with
+     * the RSA kid: the classic algorithm confusion. */
+    {
+        rt_key fake = *kh;
+        json_t *h = rt_json_pool_own(
+            pool, json_pack("{s:s,s:s}", "alg", "HS256", "kid", kr->kid));
+        char *hj = rt_json_ascii(pool, h);
+        fake.secret = (unsigned char *)kr->public_pem;
+        fake.secret_len = strlen(kr->public_pem);
+        fake.header_b64 = rt_b64url(pool, (unsigned char *)hj, strlen(hj));
+        fake.header_b64_len = strlen(fake.header_b64);
+        refuse(&v,
+               sign_claims(&fake, "{\"iss\":\"https://iss\",\"aud\":"
+                                  "\"runai\",\"exp\":1100}"),
+               "alg", "HS256 token with an RSA kid refused");
+    }
+    tok = sign_claims(ke, "{\"iss\":\"https://iss\",\"aud\":\"runai\","
+                          "\"exp\":1100}");
+    {
+        /* alg none: header swapped, signature dropped */
+        json_t *h = rt_json_pool_own(
+            pool, json_pack("{s:s,s:s}", "alg", "none", "kid", ke->kid));
+        char *hj = rt_json_ascii(pool, h);
+        forged =
+            apr_pstrcat(pool, rt_b64url(pool, (unsigned char *)hj, strlen(hj)),
+                        strchr(tok, '.'), NULL);
+        *(strrchr(forged, '.') + 1) = '\0';
+        refuse(&v, forged, "alg", "alg none refused");
+    }
+    forged = apr_pstrdup(pool, tok);
+    forged[strlen(forged) - 3] ^= 1;
+    refuse(&v, forged, "signature", "changed signature refused");
+    refuse(&v, apr_pstrcat(pool, tok, ".x.y", NULL), "compact",
+           "five segments refused");
+    refuse(&v, "..", "header", "empty segments refused");
+    v.keys = apr_array_make(pool, 1, sizeof(rt_key *));
+    APR_ARRAY_PUSH((apr_array_header_t *)v.keys, rt_key *) = kr;
+    refuse(&v, tok, "kid", "unknown kid refused");
+    APR_ARRAY_PUSH((apr_array_header_t *)v.keys, rt_key *) = kh;
+    ok(rt_jwt_verify(pool, &v,
+                     sign_claims(kh, "{\"iss\":\"https://iss\",\"aud\":"
+                                     "\"runai\",\"exp\":1100}"),
+                     &why) != NULL,
+       "HS256 token verifies with its secret");
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(ec);
+}
+
+static void test_credcache(void)
+{
+    rt_credcache *c = rt_credcache_create(pool, 64);
+
+    ok(c != NULL, "credential cache created");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 100), "empty cache misses");
+    rt_credcache_put(c, "s", "app", "pw", 110);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 109), "verified secret hits");
+    ok(!rt_credcache_hit(c, "s", "app", "pw2", 109), "other secret misses");
+    ok(!rt_credcache_hit(c, "t", "app", "pw", 109), "other scope misses");
+    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 109),
+       "moving a byte between id and secret misses");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
+}
+
+static void test_oidc(void)
+{
+    is_str(rt_oidc_issuer_path(pool, "https://h/auth/realms/runai/"),
+           "/auth/realms/runai", "issuer path, trailing slash dropped");
+    is_str(rt_oidc_issuer_path(pool, "https://h"), "", "issuer without path");
+}
+
 static void remove_tmpdir(void)
 {
     static const char *const names[] = {
@@ -334,6 +559,12 @@ int main(void)
     test_request();
     test_claims();
     test_keys();
+    test_records();
+    test_form();
+    test_pkce();
+    test_verify();
+    test_oidc();
+    test_credcache();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();

@@ -1,0 +1,23 @@
+/* The verified-credential cache for application secrets: a bounded table,
+ * one per process, of keyed hashes of (scope, app id, secret) → expiry.
+ * Only successes are kept, never the secret, never user passwords. An app
+ * whose secret changes or is removed is refused again within the TTL. */
+#ifndef RT_CREDCACHE_H
+#define RT_CREDCACHE_H
+
+#include <apr_pools.h>
+
+typedef struct rt_credcache rt_credcache;
+
+/* A cache of slots entries with a fresh random key; NULL on failure. */
+rt_credcache *rt_credcache_create(apr_pool_t *p, apr_size_t slots);
+
+/* 1 when (scope, id, secret) was verified and has not expired at now. */
+int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
+                     const char *secret, apr_int64_t now);
+
+/* Remembers a successful verification until the epoch second until. */
+void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
+                      const char *secret, apr_int64_t until);
+
+#endif

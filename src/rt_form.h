@@ -1,0 +1,20 @@
+/* The OAuth 2.0 dialect (SPEC §4): application/x-www-form-urlencoded token
+ * requests and client_secret_basic credentials, mapped onto the fields of
+ * the Run:ai dialect so both reach the same grants. Pure: no httpd. */
+#ifndef RT_FORM_H
+#define RT_FORM_H
+
+#include "rt_request.h"
+
+/* Parses a form body. grant_type authorization_code becomes
+ * exchange_token; client_id/client_secret fill clientID/clientSecret.
+ * A parameter given twice, bad escapes, invalid UTF-8 or NUL: 400. */
+rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
+                        rt_fields *out);
+
+/* Decodes "Basic base64(urlenc(id):urlenc(secret))" (RFC 6749 §2.3.1).
+ * Returns NULL and sets *id, *secret, or a 400/401 error. */
+rt_error *rt_form_basic_auth(apr_pool_t *p, const char *header, const char **id,
+                             const char **secret);
+
+#endif

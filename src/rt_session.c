@@ -1,0 +1,162 @@
+#include "rt_session.h"
+#include "rt_util.h"
+
+#include "http_log.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+#define SECRET_BYTES 32 /* refresh tokens and codes: 256 random bits */
+#define FAMILY_BYTES 16
+
+static void set_str(json_t *o, const char *k, const char *v)
+{
+    if (v != NULL) {
+        json_object_set_new(o, k, json_string(v));
+    }
+}
+
+static const char *get_str(request_rec *r, json_t *o, const char *k)
+{
+    const char *v = json_string_value(json_object_get(o, k));
+    return v ? apr_pstrdup(r->pool, v) : NULL;
+}
+
+static json_t *login_to_json(const rt_login *l)
+{
+    json_t *o = json_object();
+
+    set_str(o, "sub", l->sub);
+    set_str(o, "azp", l->azp);
+    json_object_set(o, "claims", l->profile);
+    json_object_set_new(o, "auth_time", json_integer(l->auth_time));
+    set_str(o, "nonce", l->nonce);
+    set_str(o, "ext", l->external);
+    set_str(o, "ruri", l->redirect_uri);
+    set_str(o, "chal", l->challenge);
+    set_str(o, "fam", l->family);
+    if (l->session_exp) {
+        json_object_set_new(o, "sexp", json_integer(l->session_exp));
+    }
+    return o;
+}
+
+/* False when the record lacks what every login has. */
+static int login_from_json(request_rec *r, json_t *o, rt_login *l)
+{
+    memset(l, 0, sizeof(*l));
+    l->sub = get_str(r, o, "sub");
+    l->azp = get_str(r, o, "azp");
+    l->profile = json_object_get(o, "claims");
+    l->auth_time = json_integer_value(json_object_get(o, "auth_time"));
+    l->nonce = get_str(r, o, "nonce");
+    l->external = get_str(r, o, "ext");
+    l->redirect_uri = get_str(r, o, "ruri");
+    l->challenge = get_str(r, o, "chal");
+    l->family = get_str(r, o, "fam");
+    l->session_exp = json_integer_value(json_object_get(o, "sexp"));
+    return l->sub != NULL && json_is_object(l->profile);
+}
+
+/* Stores login under a new refresh token of its family. */
+static rt_store_status issue_refresh(request_rec *r, const rt_login *login,
+                                     const char **token)
+{
+    json_t *data;
+    rt_store_status st;
+
+    *token = rt_random_id(r->pool, SECRET_BYTES);
+    if (*token == NULL) {
+        return RT_STORE_DOWN;
+    }
+    data = login_to_json(login);
+    st = rt_store_put(r, RT_REC_REFRESH, *token, login->session_exp, data);
+    json_decref(data);
+    return st;
+}
+
+rt_store_status rt_session_start(request_rec *r, rt_login *login,
+                                 apr_int64_t session_exp, const char **token)
+{
+    json_t *fam;
+    rt_store_status st;
+
+    login->session_exp = session_exp;
+    login->family = rt_random_id(r->pool, FAMILY_BYTES);
+    login->nonce = login->external = NULL;
+    login->redirect_uri = login->challenge = NULL;
+    if (login->family == NULL) {
+        return RT_STORE_DOWN;
+    }
+    fam = json_object();
+    st = rt_store_put(r, RT_REC_FAMILY, login->family, session_exp, fam);
+    json_decref(fam);
+    return st == RT_STORE_OK ? issue_refresh(r, login, token) : st;
+}
+
+rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
+                                     rt_login *login, const char **next)
+{
+    json_t *data = NULL, *marker;
+    rt_store_status st = rt_store_take(r, RT_REC_REFRESH, token, &data);
+
+    if (st == RT_STORE_NOTFOUND) {
+        /* A rotated token presented again: someone holds a copy. */
+        if (rt_store_get(r, RT_REC_USED, token, &data) != RT_STORE_OK) {
+            return RT_REFRESH_INVALID;
+        }
+        login->family = get_str(r, data, "fam");
+        if (login->family != NULL) {
+            rt_store_remove(r, RT_REC_FAMILY, login->family);
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "refresh token reused: its session is revoked");
+        return RT_REFRESH_REUSED;
+    }
+    if (st != RT_STORE_OK) {
+        return RT_REFRESH_DOWN;
+    }
+    if (!login_from_json(r, data, login) || login->family == NULL) {
+        return RT_REFRESH_INVALID;
+    }
+    marker = json_pack("{s:s}", "fam", login->family);
+    st = rt_store_put(r, RT_REC_USED, token, login->session_exp, marker);
+    json_decref(marker);
+    if (st == RT_STORE_OK) {
+        st = rt_store_get(r, RT_REC_FAMILY, login->family, &data);
+        if (st == RT_STORE_NOTFOUND) {
+            return RT_REFRESH_INVALID; /* revoked or expired session */
+        }
+    }
+    if (st == RT_STORE_OK) {
+        st = issue_refresh(r, login, next);
+    }
+    return st == RT_STORE_OK ? RT_REFRESH_OK : RT_REFRESH_DOWN;
+}
+
+rt_store_status rt_code_mint(request_rec *r, const rt_login *login,
+                             apr_int64_t exp, const char **code)
+{
+    json_t *data;
+    rt_store_status st;
+
+    *code = rt_random_id(r->pool, SECRET_BYTES);
+    if (*code == NULL) {
+        return RT_STORE_DOWN;
+    }
+    data = login_to_json(login);
+    st = rt_store_put(r, RT_REC_CODE, *code, exp, data);
+    json_decref(data);
+    return st;
+}
+
+rt_store_status rt_code_take(request_rec *r, const char *code, rt_login *login)
+{
+    json_t *data = NULL;
+    rt_store_status st = rt_store_take(r, RT_REC_CODE, code, &data);
+
+    if (st == RT_STORE_OK && !login_from_json(r, data, login)) {
+        return RT_STORE_NOTFOUND;
+    }
+    return st;
+}

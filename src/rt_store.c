@@ -1,0 +1,348 @@
+#include "rt_store.h"
+
+#include "http_log.h"
+#include "ap_provider.h"
+#include "ap_socache.h"
+#include "util_mutex.h"
+#include <apr_strings.h>
+#include <apr_global_mutex.h>
+
+APLOG_USE_MODULE(runai_token);
+
+#define MUTEX_TYPE "runai-token"
+#define DEFAULT_PROVIDER "shmcb"
+#define DEFAULT_SHMCB_ARGS "runai-token-cache(4194304)"
+
+/* One store for the whole server, as mod_authn_socache keeps its cache. */
+static const ap_socache_provider_t *provider;
+static ap_socache_instance_t *instance;
+static const char *provider_name;
+static apr_global_mutex_t *mutex;
+
+const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *sep = ap_strchr_c(arg, ':');
+    const char *name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                  AP_SOCACHE_PROVIDER_VERSION);
+    if (provider == NULL) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a known socache provider (is "
+                            "mod_socache_%s loaded?)",
+                            cmd->cmd->name, arg, name);
+    }
+    err = provider->create(&instance, sep ? sep + 1 : NULL, cmd->temp_pool,
+                           cmd->pool);
+    if (err != NULL) {
+        provider = NULL;
+        return apr_psprintf(cmd->pool, "%s: '%s': %s", cmd->cmd->name, arg,
+                            err);
+    }
+    provider_name = name;
+    return NULL;
+}
+
+int rt_store_pre_config(apr_pool_t *pconf)
+{
+    /* Settings of an earlier generation are gone with its pool. */
+    provider = NULL;
+    instance = NULL;
+    mutex = NULL;
+    return ap_mutex_register(pconf, MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) ==
+                   APR_SUCCESS
+               ? OK
+               : 500;
+}
+
+static apr_status_t store_cleanup(void *data)
+{
+    if (provider != NULL && instance != NULL) {
+        provider->destroy(instance, data);
+    }
+    instance = NULL;
+    return APR_SUCCESS;
+}
+
+int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    struct ap_socache_hints hints = {64, 2048, 86400 * APR_USEC_PER_SEC};
+    apr_status_t rv;
+
+    if (provider == NULL) {
+        const char *err;
+
+        provider =
+            ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
+                               AP_SOCACHE_PROVIDER_VERSION);
+        if (provider == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "RunaiTokenCache: no provider set and "
+                         "mod_socache_shmcb is not loaded; load it or set "
+                         "RunaiTokenCache");
+            return 500;
+        }
+        err = provider->create(&instance, DEFAULT_SHMCB_ARGS, ptemp, pconf);
+        if (err != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "RunaiTokenCache: default shmcb: %s", err);
+            return 500;
+        }
+        provider_name = DEFAULT_PROVIDER;
+    }
+    rv = ap_global_mutex_create(&mutex, NULL, MUTEX_TYPE, NULL, s, pconf, 0);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot create the %s mutex", MUTEX_TYPE);
+        return 500;
+    }
+    rv = provider->init(instance, "runai-token", &hints, s, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot initialise the %s store",
+                     provider_name);
+        return 500;
+    }
+    apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
+    return OK;
+}
+
+void rt_store_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (mutex == NULL) {
+        return;
+    }
+    rv = apr_global_mutex_child_init(&mutex, apr_global_mutex_lockfile(mutex),
+                                     p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "cannot attach the %s mutex in a child", MUTEX_TYPE);
+    }
+}
+
+static int needs_lock(void)
+{
+    return provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE;
+}
+
+static int lock(request_rec *r)
+{
+    apr_status_t rv = apr_global_mutex_lock(mutex);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot lock the %s mutex",
+                      MUTEX_TYPE);
+        return 0;
+    }
+    return 1;
+}
+
+static void unlock(request_rec *r)
+{
+    apr_status_t rv = apr_global_mutex_unlock(mutex);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                      "cannot unlock the %s mutex", MUTEX_TYPE);
+    }
+}
+
+static void down(request_rec *r, apr_status_t rv, const char *op)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                  "session store (%s) failed to %s", provider_name, op);
+}
+
+static rt_store_status raw_put(request_rec *r, const unsigned char *key,
+                               apr_int64_t exp, const json_t *data)
+{
+    apr_size_t len;
+    char *val = rt_record_encode(r->pool, exp, data, &len);
+    apr_status_t rv;
+
+    if (val == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "session record too large to store");
+        return RT_STORE_DOWN;
+    }
+    /* One retry: after a store restart, memcache and redis clients fail
+     * once per pooled connection that went stale. */
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
+                             apr_time_from_sec(exp), (unsigned char *)val,
+                             (unsigned int)len, r->pool);
+        if (rv == APR_SUCCESS) {
+            break;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        down(r, rv, "store");
+        return RT_STORE_DOWN;
+    }
+    return RT_STORE_OK;
+}
+
+/* Memcache and redis clients answer "not found" when no server is up, so
+ * a miss is confirmed by a write before it is believed. */
+static rt_store_status confirm_miss(request_rec *r)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    json_t *empty = json_object();
+    rt_store_status st;
+
+    rt_record_key(key, RT_REC_PING, "ping", 4);
+    st = raw_put(r, key, apr_time_sec(r->request_time) + 60, empty);
+    json_decref(empty);
+    return st == RT_STORE_OK ? RT_STORE_NOTFOUND : RT_STORE_DOWN;
+}
+
+static rt_store_status raw_get(request_rec *r, const unsigned char *key,
+                               json_t **data)
+{
+    unsigned int len = RT_REC_MAX;
+    unsigned char *buf = apr_palloc(r->pool, len);
+    apr_status_t rv = APR_EGENERAL;
+
+    for (int attempt = 0; attempt < 2; attempt++) {
+        len = RT_REC_MAX;
+        rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN, buf,
+                                &len, r->pool);
+        if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
+            break;
+        }
+    }
+
+    if (rv == APR_NOTFOUND) {
+        return RT_STORE_NOTFOUND;
+    }
+    if (rv != APR_SUCCESS) {
+        down(r, rv, "retrieve");
+        return RT_STORE_DOWN;
+    }
+    *data = rt_record_decode(r->pool, buf, len, apr_time_sec(r->request_time));
+    return *data ? RT_STORE_OK : RT_STORE_NOTFOUND;
+}
+
+static rt_store_status raw_remove(request_rec *r, const unsigned char *key)
+{
+    apr_status_t rv =
+        provider->remove(instance, r->server, key, RT_REC_KEY_LEN, r->pool);
+
+    if (rv == APR_NOTFOUND) {
+        return RT_STORE_NOTFOUND;
+    }
+    if (rv != APR_SUCCESS) {
+        down(r, rv, "remove");
+        return RT_STORE_DOWN;
+    }
+    return RT_STORE_OK;
+}
+
+rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
+                             const char *material, apr_int64_t exp,
+                             const json_t *data)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    rt_store_status st;
+    int locked = needs_lock();
+
+    rt_record_key(key, kind, material, strlen(material));
+    if (locked && !lock(r)) {
+        return RT_STORE_DOWN;
+    }
+    st = raw_put(r, key, exp, data);
+    if (locked) {
+        unlock(r);
+    }
+    return st;
+}
+
+rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
+                             const char *material, json_t **data)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    rt_store_status st;
+    int locked = needs_lock();
+
+    rt_record_key(key, kind, material, strlen(material));
+    if (locked && !lock(r)) {
+        return RT_STORE_DOWN;
+    }
+    st = raw_get(r, key, data);
+    if (locked) {
+        unlock(r);
+    }
+    return st;
+}
+
+rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
+                              const char *material, json_t **data)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    rt_store_status st;
+
+    rt_record_key(key, kind, material, strlen(material));
+    /* Always under the mutex: it makes get+remove one step on this host;
+     * across hosts only the request whose remove succeeds holds the
+     * record. */
+    if (!lock(r)) {
+        return RT_STORE_DOWN;
+    }
+    st = raw_get(r, key, data);
+    if (st == RT_STORE_OK) {
+        st = raw_remove(r, key);
+    }
+    if (st == RT_STORE_NOTFOUND) {
+        st = confirm_miss(r);
+    }
+    unlock(r);
+    return st;
+}
+
+rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
+                                const char *material)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    rt_store_status st;
+    int locked = needs_lock();
+
+    rt_record_key(key, kind, material, strlen(material));
+    if (locked && !lock(r)) {
+        return RT_STORE_DOWN;
+    }
+    st = raw_remove(r, key);
+    if (locked) {
+        unlock(r);
+    }
+    return st;
+}
+
+rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
+                                const char *material, rt_store_update_fn fn,
+                                void *baton)
+{
+    unsigned char key[RT_REC_KEY_LEN];
+    json_t *old = NULL, *new;
+    apr_int64_t exp = 0;
+    rt_store_status st;
+
+    rt_record_key(key, kind, material, strlen(material));
+    if (!lock(r)) {
+        return RT_STORE_DOWN;
+    }
+    st = raw_get(r, key, &old);
+    if (st != RT_STORE_DOWN) {
+        new = fn(r, st == RT_STORE_OK ? old : NULL, baton, &exp);
+        st = new ? raw_put(r, key, exp, new) : RT_STORE_OK;
+        json_decref(new);
+    }
+    unlock(r);
+    return st;
+}

@@ -1,0 +1,107 @@
+#include "rt_throttle.h"
+
+#include "http_log.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+/* A remote address may fail this many times the principal limit. */
+#define ADDRESS_FACTOR 10
+
+static const char *principal_key(request_rec *r, const char *principal)
+{
+    return apr_pstrcat(r->pool, "principal:", principal, NULL);
+}
+
+static const char *address_key(request_rec *r)
+{
+    return apr_pstrcat(r->pool, "address:", r->useragent_ip, NULL);
+}
+
+/* Seconds left in a counter's window when it has reached limit, else 0;
+ * *seen tells whether there is a counter at all. */
+static apr_int64_t blocked_for(request_rec *r, const char *key, int limit,
+                               int *seen)
+{
+    json_t *d = NULL;
+    apr_int64_t now = apr_time_sec(r->request_time);
+    apr_int64_t until;
+
+    *seen = rt_store_get(r, RT_REC_THROTTLE, key, &d) == RT_STORE_OK;
+    if (!*seen) {
+        return 0;
+    }
+    until = json_integer_value(json_object_get(d, "until"));
+    if (json_integer_value(json_object_get(d, "n")) < limit || until <= now) {
+        return 0;
+    }
+    return until - now;
+}
+
+apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
+                              const char *principal, int *counted)
+{
+    int seconds, limit = rt_conf_throttle(dc, &seconds), seen;
+    apr_int64_t a, b;
+
+    *counted = 0;
+    if (limit == 0) {
+        return 0;
+    }
+    a = blocked_for(r, principal_key(r, principal), limit, counted);
+    b = blocked_for(r, address_key(r), limit * ADDRESS_FACTOR, &seen);
+    if (a == 0 && b == 0) {
+        return 0;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                  "throttled: too many failed attempts from %s for "
+                  "principal %s; retry after %" APR_INT64_T_FMT " s",
+                  r->useragent_ip, ap_escape_logitem(r->pool, principal),
+                  a > b ? a : b);
+    return a > b ? a : b;
+}
+
+typedef struct {
+    int seconds;
+} count_baton;
+
+static json_t *count_one(request_rec *r, json_t *old, void *baton,
+                         apr_int64_t *exp)
+{
+    count_baton *b = baton;
+    apr_int64_t now = apr_time_sec(r->request_time);
+    apr_int64_t until = now + b->seconds, n = 1;
+
+    if (old != NULL &&
+        json_integer_value(json_object_get(old, "until")) > now) {
+        until = json_integer_value(json_object_get(old, "until"));
+        n = json_integer_value(json_object_get(old, "n")) + 1;
+    }
+    *exp = until;
+    return json_pack("{s:I,s:I}", "n", (json_int_t)n, "until",
+                     (json_int_t)until);
+}
+
+void rt_throttle_failed(request_rec *r, const rt_dir_conf *dc,
+                        const char *principal)
+{
+    count_baton b;
+    int limit = rt_conf_throttle(dc, &b.seconds);
+
+    if (limit == 0) {
+        return;
+    }
+    rt_store_update(r, RT_REC_THROTTLE, principal_key(r, principal), count_one,
+                    &b);
+    rt_store_update(r, RT_REC_THROTTLE, address_key(r), count_one, &b);
+}
+
+void rt_throttle_succeeded(request_rec *r, const rt_dir_conf *dc,
+                           const char *principal)
+{
+    int seconds;
+
+    if (rt_conf_throttle(dc, &seconds) != 0) {
+        rt_store_remove(r, RT_REC_THROTTLE, principal_key(r, principal));
+    }
+}

@@ -1,0 +1,24 @@
+/* RunaiTokenThrottle: failed-credential counters per principal and per
+ * remote address, kept in the session store (SPEC §6). */
+#ifndef RT_THROTTLE_H
+#define RT_THROTTLE_H
+
+#include "rt_config.h"
+#include "rt_store.h"
+
+/* 0 when principal may try now, else the seconds to wait (logged as one
+ * line a tool like fail2ban can match). A store that does not answer
+ * throttles nothing. */
+apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
+                              const char *principal, int *counted);
+
+/* Counts one wrong credential for principal and for the remote address. */
+void rt_throttle_failed(request_rec *r, const rt_dir_conf *dc,
+                        const char *principal);
+
+/* A success clears the principal's count (call it when check said
+ * counted). */
+void rt_throttle_succeeded(request_rec *r, const rt_dir_conf *dc,
+                           const char *principal);
+
+#endif

@@ -1,0 +1,240 @@
+#include "rt_verify.h"
+#include "rt_util.h"
+
+#include <string.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ecdsa.h>
+#include <openssl/hmac.h>
+
+#define TOKEN_MAX 16384
+
+static const signed char b64url_value[256] = {
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,
+    ['G'] = 7,  ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
+};
+
+/* Decodes unpadded base64url; NULL on any other character or length. */
+static unsigned char *b64url_decode(apr_pool_t *p, const char *s, apr_size_t n,
+                                    apr_size_t *out_len)
+{
+    unsigned char *out = apr_palloc(p, n * 3 / 4 + 1);
+    apr_size_t o = 0;
+    unsigned int acc = 0;
+    int bits = 0;
+
+    if (n % 4 == 1) {
+        return NULL;
+    }
+    for (apr_size_t i = 0; i < n; i++) {
+        int v = b64url_value[(unsigned char)s[i]];
+        if (v == 0) {
+            return NULL;
+        }
+        acc = (acc << 6) | (unsigned int)(v - 1);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    /* Leftover bits must be zero: one encoding per value. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
+        return NULL;
+    }
+    out[o] = '\0';
+    *out_len = o;
+    return out;
+}
+
+static json_t *decode_json(apr_pool_t *p, const char *s, apr_size_t n)
+{
+    apr_size_t len;
+    unsigned char *raw = b64url_decode(p, s, n, &len);
+    json_t *j;
+
+    if (raw == NULL) {
+        return NULL;
+    }
+    j = rt_json_pool_own(
+        p, json_loadb((const char *)raw, len, JSON_REJECT_DUPLICATES, NULL));
+    return json_is_object(j) ? j : NULL;
+}
+
+static const rt_key *pick_key(const rt_verify_params *v, const char *kid)
+{
+    for (int i = 0; v->keys && i < v->keys->nelts; i++) {
+        const rt_key *k = APR_ARRAY_IDX(v->keys, i, rt_key *);
+        if (kid ? strcmp(k->kid, kid) == 0 : v->keys->nelts == 1) {
+            return k;
+        }
+    }
+    return NULL;
+}
+
+static int verify_sig(const rt_key *k, const unsigned char *in, apr_size_t n,
+                      const unsigned char *sig, apr_size_t sig_len)
+{
+    EVP_MD_CTX *ctx;
+    unsigned char der[160];
+    const unsigned char *s = sig;
+    int ok;
+
+    if (k->alg == RT_ALG_HS256) {
+        unsigned char mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+
+        return HMAC(k->md, k->secret, (int)k->secret_len, in, n, mac,
+                    &mac_len) != NULL &&
+               mac_len == sig_len && CRYPTO_memcmp(mac, sig, sig_len) == 0;
+    }
+    if (k->ec_half) {
+        ECDSA_SIG *es;
+        BIGNUM *r, *sv;
+        unsigned char *d = der;
+        int dl;
+
+        if (sig_len != 2 * k->ec_half) {
+            return 0;
+        }
+        es = ECDSA_SIG_new();
+        r = BN_bin2bn(sig, (int)k->ec_half, NULL);
+        sv = BN_bin2bn(sig + k->ec_half, (int)k->ec_half, NULL);
+        if (es == NULL || r == NULL || sv == NULL ||
+            !ECDSA_SIG_set0(es, r, sv)) {
+            ECDSA_SIG_free(es);
+            BN_free(r);
+            BN_free(sv);
+            return 0;
+        }
+        dl = i2d_ECDSA_SIG(es, NULL);
+        if (dl <= 0 || dl > (int)sizeof(der)) {
+            ECDSA_SIG_free(es);
+            return 0;
+        }
+        i2d_ECDSA_SIG(es, &d);
+        ECDSA_SIG_free(es);
+        s = der;
+        sig_len = (apr_size_t)dl;
+    }
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL &&
+         EVP_DigestVerifyInit(ctx, NULL, k->md, NULL, k->pkey) == 1 &&
+         EVP_DigestVerify(ctx, s, sig_len, in, n) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+static int aud_ok(const rt_verify_params *v, json_t *aud)
+{
+    json_t *item;
+    size_t i;
+
+    if (json_is_string(aud)) {
+        json_t *one = json_pack("[O]", aud);
+        int ok = aud_ok(v, one);
+        json_decref(one);
+        return ok;
+    }
+    json_array_foreach(aud, i, item)
+    {
+        const char *a = json_string_value(item);
+        if (a == NULL) {
+            continue;
+        }
+        for (int j = 0; j < v->audience->nelts; j++) {
+            if (strcmp(a, APR_ARRAY_IDX(v->audience, j, const char *)) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
+                      const char *token, const char **why)
+{
+    const char *dot1, *dot2;
+    json_t *hdr, *claims, *exp, *nbf;
+    const char *alg, *kid;
+    const rt_key *k;
+    unsigned char *sig;
+    apr_size_t sig_len, n = strlen(token);
+
+#define REFUSE(reason)                                                         \
+    do {                                                                       \
+        *why = (reason);                                                       \
+        return NULL;                                                           \
+    } while (0)
+
+    if (n > TOKEN_MAX) {
+        REFUSE("token too long");
+    }
+    dot1 = strchr(token, '.');
+    dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+    if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL) {
+        REFUSE("not a JWS compact serialization");
+    }
+    hdr = decode_json(p, token, (apr_size_t)(dot1 - token));
+    if (hdr == NULL) {
+        REFUSE("malformed header");
+    }
+    alg = json_string_value(json_object_get(hdr, "alg"));
+    kid = json_string_value(json_object_get(hdr, "kid"));
+    if (alg == NULL || json_object_get(hdr, "crit") != NULL) {
+        REFUSE("header without alg, or with crit");
+    }
+    if (json_object_get(hdr, "kid") != NULL && kid == NULL) {
+        REFUSE("kid is not a string");
+    }
+    k = pick_key(v, kid);
+    if (k == NULL) {
+        REFUSE("no key with this kid");
+    }
+    /* The key fixes the algorithm: no "none", no HS with a public key. */
+    if (strcmp(alg, k->alg_name) != 0) {
+        REFUSE("alg does not match the key");
+    }
+    sig = b64url_decode(p, dot2 + 1, strlen(dot2 + 1), &sig_len);
+    if (sig == NULL || sig_len == 0 ||
+        !verify_sig(k, (const unsigned char *)token, (apr_size_t)(dot2 - token),
+                    sig, sig_len)) {
+        REFUSE("bad signature");
+    }
+    claims = decode_json(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1));
+    if (claims == NULL) {
+        REFUSE("malformed claims");
+    }
+    exp = json_object_get(claims, "exp");
+    nbf = json_object_get(claims, "nbf");
+    if (!json_is_integer(exp) && !json_is_real(exp)) {
+        REFUSE("no exp");
+    }
+    if (json_number_value(exp) + (double)v->leeway <= (double)v->now) {
+        REFUSE("expired");
+    }
+    if (nbf != NULL &&
+        (!json_is_number(nbf) ||
+         json_number_value(nbf) - (double)v->leeway > (double)v->now)) {
+        REFUSE("not yet valid");
+    }
+    if (!json_is_string(json_object_get(claims, "iss")) ||
+        strcmp(json_string_value(json_object_get(claims, "iss")), v->issuer) !=
+            0) {
+        REFUSE("wrong issuer");
+    }
+    if (!aud_ok(v, json_object_get(claims, "aud"))) {
+        REFUSE("wrong audience");
+    }
+#undef REFUSE
+    return claims;
+}

@@ -1,0 +1,22 @@
+/* Verification of bearer JWTs (SPEC §5), pure: the kid picks the key, the
+ * key fixes the algorithm, then signature, exp/nbf with leeway, iss, aud. */
+#ifndef RT_VERIFY_H
+#define RT_VERIFY_H
+
+#include <apr_tables.h>
+#include "rt_keys.h"
+
+typedef struct rt_verify_params {
+    const apr_array_header_t *keys;     /* rt_key *, as configured */
+    const char *issuer;                 /* required iss */
+    const apr_array_header_t *audience; /* const char *; one must match */
+    apr_int64_t now;
+    apr_int64_t leeway;
+} rt_verify_params;
+
+/* The claims of token (owned by p) when it verifies, else NULL with *why
+ * set to a reason for the log (never the token). */
+json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
+                      const char *token, const char **why);
+
+#endif
