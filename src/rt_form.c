@@ -21,6 +21,16 @@ static const struct {
     {"code_verifier", RT_F_CODE_VERIFIER},
 };
 
+const char *rt_form_param_name(rt_field_id f)
+{
+    for (apr_size_t i = 0; i < sizeof(params) / sizeof(params[0]); i++) {
+        if (params[i].field == f) {
+            return params[i].name;
+        }
+    }
+    return rt_field_names[f];
+}
+
 static int hexval(char c)
 {
     return apr_isdigit(c)           ? c - '0'

@@ -12,6 +12,9 @@
 rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
                         rt_fields *out);
 
+/* The form parameter that carries field f, e.g. "grant_type". */
+const char *rt_form_param_name(rt_field_id f);
+
 /* Decodes "Basic base64(urlenc(id):urlenc(secret))" (RFC 6749 §2.3.1).
  * Returns NULL and sets *id, *secret, or a 400/401 error. */
 rt_error *rt_form_basic_auth(apr_pool_t *p, const char *header, const char **id,

@@ -1,6 +1,7 @@
 #include "rt_grant.h"
 #include "rt_authn.h"
 #include "rt_claims.h"
+#include "rt_form.h"
 #include "rt_session.h"
 #include "rt_throttle.h"
 #include "rt_util.h"
@@ -21,9 +22,12 @@ static rt_error *fail(rt_ctx *c, int status, const char *outcome,
 
 static rt_error *missing(rt_ctx *c, rt_field_id f)
 {
-    return fail(
-        c, 400, "bad_request",
-        apr_psprintf(c->r->pool, "missing field '%s'", rt_field_names[f]));
+    /* Named as the request named it: a form parameter or a JSON field. */
+    return fail(c, 400, "bad_request",
+                c->oauth ? apr_psprintf(c->r->pool, "missing parameter '%s'",
+                                        rt_form_param_name(f))
+                         : apr_psprintf(c->r->pool, "missing field '%s'",
+                                        rt_field_names[f]));
 }
 
 static rt_error *internal(rt_ctx *c, const char *why)

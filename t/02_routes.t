@@ -58,16 +58,16 @@ for my $case (
 # --- the routes of the sessions issue exist and refuse the grant ---
 {
     my $res = http(GET => '/v1/k8s/auth/token/exchange?redirect_uri=https%3A%2F%2Fx.test%2Fcb&code=abc');
-    check_error($res, 400, qr/grant type not supported/i, 'GET exchange');
+    check_error($res, 401, qr/^invalid or expired code$/, 'GET exchange');
     check_legacy_headers($res, 'GET exchange', 1);
 
     $res = http(HEAD => '/v1/k8s/auth/token/exchange?redirect_uri=https%3A%2F%2Fx.test%2Fcb&code=abc');
-    is($res->code, 400, 'HEAD exchange: 400 like GET');
+    is($res->code, 401, 'HEAD exchange: 401 like GET');
     is($res->content, '', 'HEAD exchange: no body');
     check_legacy_headers($res, 'HEAD exchange', 1);
 
     $res = http(POST => '/v1/k8s/auth/oauth/tokens/refresh?refresh_token=abc', body => '{}');
-    check_error($res, 400, qr/grant type not supported/i, 'POST refresh');
+    check_error($res, 401, qr/^invalid refresh token$/, 'POST refresh');
     check_legacy_headers($res, 'POST refresh', 1);
 }
 

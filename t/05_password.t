@@ -64,8 +64,10 @@ for my $user (sort keys %file) {
     check_success_headers($res, $name);
     check_legacy_headers($res, $name, 0);
     my $body = response_json($res) || {};
-    is_deeply([sort keys %$body], [qw(accessToken expiresIn idToken)],
-              "$name: body has accessToken, idToken, expiresIn");
+    is_deeply([sort keys %$body], [qw(accessToken expiresIn idToken refreshToken)],
+              "$name: body has accessToken, idToken, refreshToken, expiresIn");
+    like($body->{refreshToken} // '', qr/^[A-Za-z0-9_-]{43}$/,
+         "$name: refresh token is 256 bits of base64url");
     is(json_type(response_json($res)->{expiresIn}), 'number', "$name: expiresIn is a number");
     is($body->{expiresIn}, 3600, "$name: expiresIn 3600");
 
