@@ -15,7 +15,7 @@ UNIT_BIN = t/unit/bin/core_test
 TOOLS    = t/bin/jwt_verify
 CC      ?= cc
 
-.PHONY: all install test unit test-tools run clean distclean format
+.PHONY: all install test unit test-tools run bench clean distclean format
 
 all: $(SO)
 
@@ -56,6 +56,10 @@ test: all unit test-tools
 
 run: all
 	MODULE=$(CURDIR)/$(SO) APXS=$(APXS) ./scripts/run-demo.sh
+
+# wrk on loopback; figures are ratios to a ceiling measured in the same run.
+bench: all
+	/usr/bin/python3 bench/bench.py
 
 format:
 	clang-format -i mod_runai_token.c src/*.c src/*.h t/unit/*.c

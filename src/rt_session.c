@@ -78,9 +78,6 @@ static rt_store_status issue_refresh(request_rec *r, const rt_login *login,
 rt_store_status rt_session_start(request_rec *r, rt_login *login,
                                  apr_int64_t session_exp, const char **token)
 {
-    json_t *fam;
-    rt_store_status st;
-
     login->session_exp = session_exp;
     login->family = rt_random_id(r->pool, FAMILY_BYTES);
     login->nonce = login->external = NULL;
@@ -88,10 +85,7 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
     if (login->family == NULL) {
         return RT_STORE_DOWN;
     }
-    fam = json_object();
-    st = rt_store_put(r, RT_REC_FAMILY, login->family, session_exp, fam);
-    json_decref(fam);
-    return st == RT_STORE_OK ? issue_refresh(r, login, token) : st;
+    return issue_refresh(r, login, token);
 }
 
 rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
@@ -105,9 +99,15 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
         if (rt_store_get(r, RT_REC_USED, token, &data) != RT_STORE_OK) {
             return RT_REFRESH_INVALID;
         }
+        /* Revocation is a marker, not the removal of a record: a cache
+         * that evicts old records must not end live sessions. */
         login->family = get_str(r, data, "fam");
         if (login->family != NULL) {
-            rt_store_remove(r, RT_REC_FAMILY, login->family);
+            json_t *none = json_object();
+            rt_store_put(r, RT_REC_REVOKED, login->family,
+                         json_integer_value(json_object_get(data, "sexp")),
+                         none);
+            json_decref(none);
         }
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "refresh token reused: its session is revoked");
@@ -119,16 +119,15 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (!login_from_json(r, data, login) || login->family == NULL) {
         return RT_REFRESH_INVALID;
     }
-    marker = json_pack("{s:s}", "fam", login->family);
+    marker = json_pack("{s:s,s:I}", "fam", login->family, "sexp",
+                       (json_int_t)login->session_exp);
     st = rt_store_put(r, RT_REC_USED, token, login->session_exp, marker);
     json_decref(marker);
     if (st == RT_STORE_OK) {
-        st = rt_store_get(r, RT_REC_FAMILY, login->family, &data);
-        if (st == RT_STORE_NOTFOUND) {
-            return RT_REFRESH_INVALID; /* revoked or expired session */
+        if (rt_store_get(r, RT_REC_REVOKED, login->family, &data) ==
+            RT_STORE_OK) {
+            return RT_REFRESH_INVALID; /* its session was revoked */
         }
-    }
-    if (st == RT_STORE_OK) {
         st = issue_refresh(r, login, next);
     }
     return st == RT_STORE_OK ? RT_REFRESH_OK : RT_REFRESH_DOWN;

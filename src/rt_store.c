@@ -11,7 +11,7 @@ APLOG_USE_MODULE(runai_token);
 
 #define MUTEX_TYPE "runai-token"
 #define DEFAULT_PROVIDER "shmcb"
-#define DEFAULT_SHMCB_ARGS "runai-token-cache(4194304)"
+#define DEFAULT_SHMCB_ARGS "runai-token-cache(16777216)"
 
 /* One store for the whole server, as mod_authn_socache keeps its cache. */
 static const ap_socache_provider_t *provider;
