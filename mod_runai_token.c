@@ -313,6 +313,15 @@ static int rt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
     return rt_store_pre_config(pconf);
 }
 
+static int rt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    return rt_config_check(s);
+}
+
 static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
@@ -325,6 +334,7 @@ static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 static void rt_register_hooks(apr_pool_t *p)
 {
     ap_hook_pre_config(rt_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(rt_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_authn_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -27,6 +27,18 @@ static rt_server_conf *server_conf(cmd_parms *cmd)
                                 &runai_token_module);
 }
 
+/* Remembers where grants were first configured, for rt_config_check. */
+static void note_grants(cmd_parms *cmd)
+{
+    rt_server_conf *sc = server_conf(cmd);
+
+    if (sc->grants_at == NULL) {
+        sc->grants_at =
+            apr_psprintf(cmd->pool, "%s (line %d of %s)", cmd->cmd->name,
+                         cmd->directive->line_num, cmd->directive->filename);
+    }
+}
+
 void *rt_create_server_conf(apr_pool_t *p, server_rec *s)
 {
     rt_server_conf *c = apr_pcalloc(p, sizeof(*c));
@@ -46,6 +58,7 @@ void *rt_merge_server_conf(apr_pool_t *p, void *basev, void *addv)
     c->code_lifetime =
         add->code_lifetime != -1 ? add->code_lifetime : base->code_lifetime;
     c->clients = add->clients ? add->clients : base->clients;
+    c->grants_at = add->grants_at ? add->grants_at : base->grants_at;
     return c;
 }
 
@@ -281,6 +294,7 @@ const char *rt_set_client(cmd_parms *cmd, void *dc, int argc,
         APR_ARRAY_PUSH(uris, const char *) = argv[i];
     }
     apr_hash_set(sc->clients, argv[0], APR_HASH_KEY_STRING, uris);
+    note_grants(cmd);
     return NULL;
 }
 
@@ -368,6 +382,7 @@ const char *rt_set_provider(cmd_parms *cmd, void *dcv, const char *name)
     if (*list == NULL) {
         *list = apr_array_make(cmd->pool, 2, sizeof(rt_provider));
     }
+    note_grants(cmd);
     pr = apr_array_push(*list);
     pr->name = name;
     pr->provider = ap;
@@ -419,6 +434,24 @@ const char *rt_set_claim(cmd_parms *cmd, void *dcv, const char *name,
         *list = merge_claims(cmd->pool, *list, &one);
     }
     return NULL;
+}
+
+int rt_config_check(server_rec *main_server)
+{
+    for (server_rec *s = main_server; s != NULL; s = s->next) {
+        const rt_server_conf *sc =
+            ap_get_module_config(s->module_config, &runai_token_module);
+
+        if (sc->grants_at != NULL && sc->keys == NULL) {
+            ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, s,
+                         "RunaiTokenSigningKey is required: %s configures "
+                         "token grants for server %s:%u, which has no "
+                         "signing key",
+                         sc->grants_at, s->server_hostname, s->port);
+            return !OK;
+        }
+    }
+    return OK;
 }
 
 /* Names of the claims configured at server level, for discovery. */

@@ -16,6 +16,7 @@ typedef struct rt_server_conf {
     apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
     apr_int64_t code_lifetime; /* -1: unset */
     apr_hash_t *clients;       /* id -> array of redirect URIs; NULL: none */
+    const char *grants_at;     /* where a provider or client is configured */
     /* Filled by post_config: */
     const char *issuer_path; /* path of the issuer URL, "" for none */
     const char *jwks;        /* JWKS document */
@@ -88,6 +89,9 @@ const char *rt_set_leeway(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_set_user_claim(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_set_throttle(cmd_parms *cmd, void *dc, const char *attempts,
                             const char *seconds);
+
+/* check_config: a server that configures grants has a signing key. */
+int rt_config_check(server_rec *s);
 
 /* Fills defaults that depend on the whole configuration (the issuer from
  * ServerName) and logs key warnings; run from post_config. */

@@ -81,11 +81,14 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
                                AP_SOCACHE_PROVIDER_VERSION);
         if (provider == NULL) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                         "RunaiTokenCache: no provider set and "
-                         "mod_socache_shmcb is not loaded; load it or set "
-                         "RunaiTokenCache");
-            return 500;
+            /* A server that loads the module without using sessions must
+             * still start; the grants that need a store answer 503. */
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                         "RunaiTokenCache is not set and mod_socache_shmcb "
+                         "is not loaded: there is no session store, so the "
+                         "password, refresh_token, exchange_token and "
+                         "authorize endpoints answer 503");
+            return OK;
         }
         err = provider->create(&instance, DEFAULT_SHMCB_ARGS, ptemp, pconf);
         if (err != NULL) {
@@ -253,6 +256,9 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
     rt_store_status st;
     int locked = needs_lock();
 
+    if (instance == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_record_key(key, kind, material, strlen(material));
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
@@ -271,6 +277,9 @@ rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
     rt_store_status st;
     int locked = needs_lock();
 
+    if (instance == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_record_key(key, kind, material, strlen(material));
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
@@ -288,6 +297,9 @@ rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
     unsigned char key[RT_REC_KEY_LEN];
     rt_store_status st;
 
+    if (instance == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_record_key(key, kind, material, strlen(material));
     /* Always under the mutex: it makes get+remove one step on this host;
      * across hosts only the request whose remove succeeds holds the
@@ -313,6 +325,9 @@ rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
     rt_store_status st;
     int locked = needs_lock();
 
+    if (instance == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_record_key(key, kind, material, strlen(material));
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
@@ -333,6 +348,9 @@ rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
     apr_int64_t exp = 0;
     rt_store_status st;
 
+    if (instance == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_record_key(key, kind, material, strlen(material));
     if (!lock(r)) {
         return RT_STORE_DOWN;

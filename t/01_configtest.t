@@ -209,4 +209,11 @@ bad('RunaiTokenIssuer', qq(<Directory "$dir">\nRunaiTokenIssuer https://idp.exam
 bad('RunaiTokenSigningKey', qq(<Location /x>\nRunaiTokenSigningKey "$key{'ec256.pem'}"\n</Location>),
     undef, context => 1);
 
+# --- the signing key is required where grants are configured ---
+good('module loaded without a key and without grants', '', keys => '');
+bad('RunaiTokenSigningKey', qq(<Location /t>\nSetHandler runai-token\nAuthUserFile "$dir/apps.htpasswd"\nRunaiTokenAppProvider file\n</Location>),
+    undef, keys => '');
+bad('RunaiTokenSigningKey', "<VirtualHost 127.0.0.1:1>\nRunaiTokenClient cli https://x.test/cb\n</VirtualHost>",
+    undef, keys => '');
+
 done_testing();
