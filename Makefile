@@ -1,6 +1,10 @@
 # mod_runai_token — see README.md. Run ./configure first (make does it for you).
 
+# `make run` and `make test` install what is missing and configure first,
+# then build in a sub-make that reads config.mk.
+ifeq ($(filter run test,$(MAKECMDGOALS)),)
 -include config.mk
+endif
 
 MODULE   = mod_runai_token
 SRCS     = mod_runai_token.c $(wildcard src/*.c)
@@ -15,7 +19,7 @@ UNIT_BIN = t/unit/bin/core_test
 TOOLS    = t/bin/jwt_verify
 CC      ?= cc
 
-.PHONY: all install test unit test-tools run bench clean distclean format
+.PHONY: all install test check demo unit test-tools run bench clean distclean format
 
 all: $(SO)
 
@@ -48,13 +52,28 @@ t/bin/jwt_verify: t/tools/jwt_verify.c config.mk
 
 test-tools: $(TOOLS)
 
-# The whole suite: unit tests (t/unit/*.t) run inside the same Apache::Test
+# The whole suite on a fresh machine: packages, npm modules of the
+# conformance tests, configure, build, run.
+test:
+	scripts/deps.sh
+	[ -d t/node/node_modules ] || [ ! -f t/node/package-lock.json ] || \
+	    npm ci --prefix t/node --no-audit --no-fund
+	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
+	$(MAKE) check
+
+# The suite alone: unit tests (t/unit/*.t) run inside the same Apache::Test
 # harness as the end-to-end tests, so prove's summary covers everything.
-test: all unit test-tools
+check: all unit test-tools
 	APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -apxs $(APXS) $(TEST_FLAGS)
 
-run: all
+run:
+	scripts/deps.sh --build-only
+	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
+	$(MAKE) all
+	$(MAKE) demo
+
+demo: all
 	MODULE=$(CURDIR)/$(SO) APXS=$(APXS) ./scripts/run-demo.sh
 
 # wrk on loopback; figures are ratios to a ceiling measured in the same run.

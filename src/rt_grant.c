@@ -203,8 +203,9 @@ static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
 static rt_error *grant_app_token(rt_ctx *c, json_t **reply)
 {
     const char *access = NULL;
-    int by_app =
-        rt_field(&c->f, RT_F_APP_ID) || !rt_field(&c->f, RT_F_CLIENT_ID);
+    /* A form names the app client_id; JSON names it appID or clientId. */
+    int by_app = !c->oauth && (rt_field(&c->f, RT_F_APP_ID) ||
+                               !rt_field(&c->f, RT_F_CLIENT_ID));
     rt_field_id id = by_app ? RT_F_APP_ID : RT_F_CLIENT_ID;
     rt_field_id secret = by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET;
     rt_error *e;
@@ -278,8 +279,9 @@ static rt_error *grant_password(rt_ctx *c, json_t **reply)
     if (password == NULL) {
         return missing(c, RT_F_PASSWORD);
     }
-    /* Until clients are registered any clientID is taken as azp. */
-    if (client != NULL && c->sc->clients != NULL &&
+    /* Until clients are registered any clientID is taken as azp; an app
+     * that authenticated as a confidential client is known either way. */
+    if (client != NULL && c->sc->clients != NULL && !c->client_authenticated &&
         rt_conf_client(c->sc, client) == NULL) {
         return fail(c, 400, "unknown_client", "unknown client");
     }

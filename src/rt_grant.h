@@ -12,6 +12,7 @@ typedef struct rt_ctx {
     const rt_dir_conf *dc;
     rt_fields f;
     int oauth; /* the request came in the OAuth 2.0 form dialect */
+    int client_authenticated; /* an app proved its secret as the client */
     /* What the one log line per request says; never a secret. */
     const char *grant;
     const char *principal;

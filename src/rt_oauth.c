@@ -60,6 +60,7 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
         if (counted) {
             rt_throttle_succeeded(c->r, c->dc, id);
         }
+        c->client_authenticated = 1;
         c->r->user = NULL; /* the user grant names its own principal */
         return NULL;
     case AUTH_DENIED:

@@ -8,6 +8,9 @@ APLOG_USE_MODULE(runai_token);
 
 #define SECRET_BYTES 32 /* refresh tokens and codes: 256 random bits */
 #define FAMILY_BYTES 16
+/* Seconds after a rotation in which the old token is refused without
+ * revoking the session: concurrent refreshes, not theft. */
+#define REUSE_GRACE 2
 
 static void set_str(json_t *o, const char *k, const char *v)
 {
@@ -99,8 +102,19 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
         if (rt_store_get(r, RT_REC_USED, token, &data) != RT_STORE_OK) {
             return RT_REFRESH_INVALID;
         }
-        /* Revocation is a marker, not the removal of a record: a cache
-         * that evicts old records must not end live sessions. */
+        /* Requests that raced with the rotation (a client refreshing from
+         * two threads) lose without ending the session; a copy presented
+         * later means the token leaked. Revocation is a marker, not the
+         * removal of a record, so a cache that evicts old records cannot
+         * end live sessions. */
+        if (apr_time_sec(r->request_time) -
+                json_integer_value(json_object_get(data, "at")) <
+            REUSE_GRACE) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "refresh token presented again while it was being "
+                          "rotated: refused, session kept");
+            return RT_REFRESH_INVALID;
+        }
         login->family = get_str(r, data, "fam");
         if (login->family != NULL) {
             json_t *none = json_object();
@@ -119,8 +133,9 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (!login_from_json(r, data, login) || login->family == NULL) {
         return RT_REFRESH_INVALID;
     }
-    marker = json_pack("{s:s,s:I}", "fam", login->family, "sexp",
-                       (json_int_t)login->session_exp);
+    marker = json_pack("{s:s,s:I,s:I}", "fam", login->family, "sexp",
+                       (json_int_t)login->session_exp, "at",
+                       (json_int_t)apr_time_sec(r->request_time));
     st = rt_store_put(r, RT_REC_USED, token, login->session_exp, marker);
     json_decref(marker);
     if (st == RT_STORE_OK) {
