@@ -1,0 +1,310 @@
+#!/bin/bash
+# Run mod_runai_token in a throw-away Apache on 127.0.0.1:8080 (`make run`).
+#
+#   MODULE=/abs/path/.libs/mod_runai_token.so APXS=/usr/bin/apxs scripts/run-demo.sh
+#   scripts/run-demo.sh [/abs/path/mod_runai_token.so]
+#
+# Creates demo/ in the repository (git-ignored): a signing key, htpasswd
+# files with a demo application and a demo user (random secrets, saved in
+# demo/credentials), and a complete httpd.conf. Checks the configuration
+# with `apache2 -t`, prints curl commands for every grant, then runs Apache
+# in the foreground until Ctrl-C.
+#
+# A second run reuses the key and the credentials; `rm -rf demo` starts
+# afresh. Environment: PORT (default 8080), MODULE, APXS.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+demo="$repo/demo"
+port=${PORT:-8080}
+host=127.0.0.1
+base="http://$host:$port"
+
+die() {
+    echo "run-demo: $*" >&2
+    exit 1
+}
+
+module=${1:-${MODULE:-$repo/.libs/mod_runai_token.so}}
+case "$module" in
+    /*) ;;
+    *) module="$(pwd)/$module" ;;
+esac
+[ -f "$module" ] || die "module '$module' not found: run 'make' first (or 'make run')"
+
+apxs=${APXS:-$(command -v apxs 2>/dev/null || command -v apxs2 2>/dev/null || true)}
+moddir=/usr/lib/apache2/modules
+httpd=/usr/sbin/apache2
+if [ -n "$apxs" ] && [ -x "$apxs" ]; then
+    moddir=$("$apxs" -q LIBEXECDIR)
+    httpd="$("$apxs" -q SBINDIR)/$("$apxs" -q PROGNAME)"
+fi
+[ -x "$httpd" ] || die "httpd binary '$httpd' not found: run scripts/deps.sh --build-only"
+[ -f "$moddir/mod_mpm_event.so" ] || die "no Apache modules in '$moddir': run scripts/deps.sh --build-only"
+for tool in openssl htpasswd curl; do
+    command -v "$tool" >/dev/null 2>&1 ||
+        die "'$tool' not found: run scripts/deps.sh --build-only"
+done
+
+pidfile="$demo/run/httpd.pid"
+if [ -s "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    die "a demo server is already running (pid $(cat "$pidfile")); stop it first"
+fi
+if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+    die "$host:$port is already in use; choose another port with PORT=NNNN make run"
+fi
+
+# --- files -----------------------------------------------------------------
+
+mkdir -p "$demo" "$demo/logs" "$demo/run" "$demo/htdocs"
+chmod 755 "$demo"
+(umask 077 && mkdir -p "$demo/keys")
+
+key="$demo/keys/signing.pem"
+pub="$demo/keys/signing.pub"
+if [ ! -s "$key" ]; then
+    (umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+        -out "$key" 2>/dev/null) || die "openssl genpkey failed"
+    rm -f "$pub"
+fi
+chmod 600 "$key"
+if [ ! -s "$pub" ]; then
+    openssl pkey -in "$key" -pubout -out "$pub" 2>/dev/null || die "openssl pkey -pubout failed"
+fi
+# The public key is public; let anyone read it (and reach it, for verifiers).
+chmod 711 "$demo/keys"
+chmod 644 "$pub"
+
+# Letters and digits only: nothing to escape in JSON or shell quotes.
+random_secret() {
+    local s=""
+    while [ ${#s} -lt 32 ]; do
+        s="$s$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9')"
+    done
+    printf '%s' "${s:0:32}"
+}
+
+creds="$demo/credentials"
+apps="$demo/apps.htpasswd"
+users="$demo/users.htpasswd"
+fresh=0
+unset DEMO_APP_ID DEMO_APP_SECRET DEMO_USER DEMO_USER_PASSWORD
+if [ -s "$creds" ] && [ -s "$apps" ] && [ -s "$users" ]; then
+    # shellcheck source=/dev/null
+    . "$creds"
+fi
+if [ -z "${DEMO_APP_SECRET:-}" ] || [ -z "${DEMO_USER_PASSWORD:-}" ]; then
+    fresh=1
+    DEMO_APP_ID="demo-app"
+    DEMO_APP_SECRET=$(random_secret)
+    DEMO_USER=demo
+    DEMO_USER_PASSWORD=$(random_secret)
+    rm -f "$apps" "$users"
+    # -i: read the secret from stdin, never from the command line (ps).
+    printf '%s\n' "$DEMO_APP_SECRET" | htpasswd -c -i -B "$apps" "$DEMO_APP_ID" 2>/dev/null ||
+        die "htpasswd failed"
+    printf '%s\n' "$DEMO_USER_PASSWORD" | htpasswd -c -i -B "$users" "$DEMO_USER" 2>/dev/null ||
+        die "htpasswd failed"
+    (
+        umask 077
+        cat >"$creds" <<EOF
+# mod_runai_token demo credentials (written by scripts/run-demo.sh).
+# Shell syntax: '. demo/credentials' sets these variables.
+DEMO_APP_ID=$DEMO_APP_ID
+DEMO_APP_SECRET=$DEMO_APP_SECRET
+DEMO_USER=$DEMO_USER
+DEMO_USER_PASSWORD=$DEMO_USER_PASSWORD
+EOF
+    )
+fi
+chmod 600 "$creds"
+
+# Apache reads the htpasswd files in its children, which run as nobody when
+# the server is started as root.
+user_lines=""
+if [ "$(id -u)" = 0 ]; then
+    user_lines=$'User nobody\nGroup nogroup'
+    chgrp nogroup "$apps" "$users"
+    chmod 640 "$apps" "$users"
+    if ! runuser -u nobody -- test -r "$users"; then
+        dirs=""
+        d="$demo"
+        while [ "$d" != / ]; do
+            dirs="$d $dirs"
+            d=$(dirname "$d")
+        done
+        die "user nobody cannot read $users (a parent directory is not searchable).
+run-demo: Apache's children run as nobody when started as root. Either run
+run-demo: 'make run' as an ordinary user, or allow the search with:
+    chmod o+x $dirs"
+    fi
+else
+    chmod 600 "$apps" "$users"
+fi
+
+conf="$demo/httpd.conf"
+cat >"$conf" <<EOF
+# mod_runai_token demo server. Written by scripts/run-demo.sh on every run:
+# edit the script, not this file.
+ServerRoot "$demo"
+ServerName $host:$port
+Listen $host:$port
+DefaultRuntimeDir run
+PidFile run/httpd.pid
+$user_lines
+
+LoadModule mpm_event_module $moddir/mod_mpm_event.so
+LoadModule authz_core_module $moddir/mod_authz_core.so
+LoadModule authn_core_module $moddir/mod_authn_core.so
+LoadModule authn_file_module $moddir/mod_authn_file.so
+LoadModule mime_module $moddir/mod_mime.so
+<IfModule !log_config_module>
+    # built into Debian's apache2; a module elsewhere
+    LoadModule log_config_module $moddir/mod_log_config.so
+</IfModule>
+# Shared memory for the module's store of sessions and codes; harmless when
+# unused.
+LoadModule socache_shmcb_module $moddir/mod_socache_shmcb.so
+LoadModule runai_token_module $module
+
+# A small server: one process to start with.
+StartServers 1
+ServerLimit 4
+ThreadsPerChild 10
+MinSpareThreads 10
+MaxSpareThreads 30
+MaxRequestWorkers 40
+
+TypesConfig /etc/mime.types
+DocumentRoot "$demo/htdocs"
+ErrorLog logs/error_log
+# One info line per token request from runai_token; warnings from the rest.
+LogLevel warn runai_token:info
+LogFormat "%h %l %u %t \"%r\" %>s %b \"%{User-Agent}i\"" demo
+CustomLog logs/access_log demo
+
+# Token signing: issuer and the RSA key (RS256). The key is read once, at
+# start, as the user who starts Apache.
+RunaiTokenIssuer $base
+RunaiTokenSigningKey keys/signing.pem
+
+# Users for the password grant live in their own file, behind an alias
+# (defined before it is used).
+<AuthnProviderAlias file demo-users>
+    AuthUserFile "$users"
+</AuthnProviderAlias>
+
+<Location />
+    SetHandler runai-token
+    Require all granted
+
+    # Applications (app_token, client_credentials, the legacy apptoken
+    # route) are checked by mod_authn_file against this file.
+    RunaiTokenAppProvider file
+    AuthUserFile "$apps"
+
+    # Users (password grant) through the alias above.
+    RunaiTokenPasswordProvider demo-users
+
+    RunaiTokenAudience runai
+    RunaiTokenAccessLifetime 3600
+
+    # Claims of user tokens: ap_expr strings, evaluated after the password
+    # is checked, with REMOTE_USER set to the user.
+    RunaiTokenClaim email "%{REMOTE_USER}@example.com"
+    RunaiTokenClaim name "Demo User"
+    RunaiTokenClaim groups "runai-users, demo" list
+    RunaiTokenClaim tenant_id 1001 number
+    # Claims of application tokens (REMOTE_USER is the app ID).
+    RunaiTokenAppClaim groups "runai-apps" list
+</Location>
+EOF
+
+if ! check=$("$httpd" -f "$conf" -t 2>&1); then
+    echo "$check" >&2
+    die "configuration test failed ($conf)"
+fi
+# Show what the check had to say besides "Syntax OK" (warnings, say).
+if warnings=$(printf '%s\n' "$check" | grep -v '^Syntax OK$'); then
+    printf '%s\n' "$warnings" >&2
+fi
+
+# --- what to try -----------------------------------------------------------
+
+json="-H 'Content-Type: application/json'"
+app_body="{\"grantType\":\"app_token\",\"appID\":\"$DEMO_APP_ID\",\"appSecret\":\"$DEMO_APP_SECRET\"}"
+cc_body="{\"grantType\":\"client_credentials\",\"clientId\":\"$DEMO_APP_ID\",\"clientSecret\":\"$DEMO_APP_SECRET\"}"
+pw_body="{\"grantType\":\"password\",\"username\":\"$DEMO_USER\",\"password\":\"$DEMO_USER_PASSWORD\",\"clientID\":\"cli\"}"
+legacy_body="{\"id\":\"$DEMO_APP_ID\",\"name\":\"$DEMO_APP_ID\",\"secret\":\"$DEMO_APP_SECRET\"}"
+get_token="/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"accessToken\"])'"
+
+if [ "$fresh" = 1 ]; then
+    creds_note="new credentials, saved in $creds (mode 600)"
+else
+    creds_note="credentials of an earlier run, from $creds; rm -rf demo for new ones"
+fi
+
+cat <<EOF
+
+mod_runai_token demo: $base   ($("$httpd" -v | sed -n 's/^Server version: //p'))
+  module   $module
+  config   $conf
+  logs     $demo/logs/error_log, access_log
+  key      $key (RS256), public key $pub
+
+Credentials ($creds_note):
+  application  $DEMO_APP_ID   secret   $DEMO_APP_SECRET
+  user         $DEMO_USER       password $DEMO_USER_PASSWORD
+
+Try these from another terminal.
+
+# app_token grant (Run:ai JSON body) -> {"accessToken", "expiresIn"}
+curl -sS $base/api/v1/token $json -d '$app_body'
+
+# client_credentials in the JSON body (same as app_token)
+curl -sS $base/api/v1/token $json -d '$cc_body'
+
+# password grant -> {"accessToken", "idToken", "expiresIn"}
+curl -sS $base/api/v1/token $json -d '$pw_body'
+
+# legacy app token route (deprecated: see the Deprecation and Link headers)
+curl -sS -i $base/v1/k8s/auth/oauth/apptoken $json -d '$legacy_body'
+
+# keep an access token in a shell variable
+TOKEN=\$(curl -sS $base/api/v1/token $json -d '$app_body' | $get_token)
+
+# decode its payload (plain base64 works: the payload holds no - or _)
+p=\$(printf %s "\$TOKEN" | cut -d. -f2); while [ \$((\${#p} % 4)) -ne 0 ]; do p="\$p="; done; printf %s "\$p" | base64 -d; echo
+
+# verify its signature, issuer and audience with PyJWT and the public key
+/usr/bin/python3 -c 'import sys, jwt; print(jwt.decode(sys.argv[1], open("$pub").read(), algorithms=["RS256"], audience="runai", issuer="$base"))' "\$TOKEN"
+
+Press Ctrl-C to stop the server.
+EOF
+
+# Run httpd in the foreground. Ctrl-C reaches httpd directly (it shuts down
+# and removes its pid file); a TERM, INT or HUP sent to this script alone is
+# passed on. If httpd fails to start, show why: the reason is in the error
+# log, which the terminal would not otherwise see.
+cd "$demo"
+log="$demo/logs/error_log"
+log_lines=0
+[ -f "$log" ] && log_lines=$(wc -l <"$log")
+"$httpd" -f "$conf" -DFOREGROUND &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null' INT TERM HUP
+rc=0
+# kill -0 also succeeds on a zombie, so the loop ends only after wait has
+# collected httpd's own exit status.
+while kill -0 "$pid" 2>/dev/null; do
+    rc=0
+    wait "$pid" || rc=$?
+done
+trap - INT TERM HUP
+if [ "$rc" != 0 ]; then
+    echo "run-demo: apache2 exited with status $rc; from $log:" >&2
+    [ -f "$log" ] && tail -n +"$((log_lines + 1))" "$log" | tail -n 20 >&2
+    exit "$rc"
+fi
+echo
+echo "run-demo: server stopped."
