@@ -231,7 +231,7 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
                                       route->form, &body, &len, &kind);
 
     if (err == NULL && kind == RT_BODY_FORM) {
-        c->oauth = 1;
+        c->oauth = c->param_names = 1;
         err = rt_form_parse(c->r->pool, body, len, &c->f);
         if (err == NULL) {
             return rt_oauth_client_auth(c);
@@ -286,6 +286,7 @@ static int rt_handler(request_rec *r)
     }
     if (route->query != NULL) {
         read_query(r, route->query, &c.f);
+        c.param_names = 1;
     }
     if (err == NULL) {
         err = route->grant(&c, &reply);

@@ -24,10 +24,11 @@ static rt_error *missing(rt_ctx *c, rt_field_id f)
 {
     /* Named as the request named it: a form parameter or a JSON field. */
     return fail(c, 400, "bad_request",
-                c->oauth ? apr_psprintf(c->r->pool, "missing parameter '%s'",
-                                        rt_form_param_name(f))
-                         : apr_psprintf(c->r->pool, "missing field '%s'",
-                                        rt_field_names[f]));
+                c->param_names
+                    ? apr_psprintf(c->r->pool, "missing parameter '%s'",
+                                   rt_form_param_name(f))
+                    : apr_psprintf(c->r->pool, "missing field '%s'",
+                                   rt_field_names[f]));
 }
 
 static rt_error *internal(rt_ctx *c, const char *why)

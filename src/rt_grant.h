@@ -11,7 +11,8 @@ typedef struct rt_ctx {
     const rt_server_conf *sc;
     const rt_dir_conf *dc;
     rt_fields f;
-    int oauth; /* the request came in the OAuth 2.0 form dialect */
+    int oauth;       /* the request came in the OAuth 2.0 form dialect */
+    int param_names; /* fields came as form or query parameters */
     int client_authenticated; /* an app proved its secret as the client */
     /* What the one log line per request says; never a secret. */
     const char *grant;

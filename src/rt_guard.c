@@ -11,6 +11,7 @@
 #include "ap_provider.h"
 #include <apr_strings.h>
 #include <apr_lib.h>
+#include <stdio.h>
 #include <strings.h>
 
 APLOG_USE_MODULE(runai_token);
@@ -49,17 +50,22 @@ static const char *env_name(apr_pool_t *p, const char *claim)
 
 static const char *scalar_text(apr_pool_t *p, json_t *v)
 {
+    char buf[64];
+
     if (json_is_string(v)) {
         return json_string_value(v);
     }
     if (json_is_integer(v)) {
-        return apr_psprintf(p, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return apr_psprintf(p, "%" APR_INT64_T_FMT,
+                            (apr_int64_t)json_integer_value(v));
     }
     if (json_is_boolean(v)) {
         return json_is_true(v) ? "true" : "false";
     }
     if (json_is_real(v)) {
-        return apr_psprintf(p, "%.17g", json_real_value(v));
+        /* libc, not apr_psprintf: APR's %g drops the leading zero. */
+        snprintf(buf, sizeof(buf), "%.15g", json_real_value(v));
+        return apr_pstrdup(p, buf);
     }
     return NULL;
 }
@@ -111,13 +117,17 @@ static int guard_authn(request_rec *r)
     sc = ap_get_module_config(r->server->module_config, &runai_token_module);
     dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
     auth = apr_table_get(r->headers_in, "Authorization");
-    if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0) {
+    /* httpd strips trailing blanks: "Bearer " arrives as "Bearer". */
+    if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 ||
+        (auth[6] != ' ' && auth[6] != '\0')) {
         return challenge(r, NULL);
     }
-    for (token = auth + 7; *token == ' '; token++) {
+    for (token = auth + 6; *token == ' '; token++) {
     }
     if (*token == '\0') {
-        return challenge(r, NULL);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "bearer token refused: empty");
+        return challenge(r, "empty");
     }
     v.keys = sc->keys;
     v.issuer = sc->issuer;
