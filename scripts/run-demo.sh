@@ -7,8 +7,9 @@
 # Creates demo/ in the repository (git-ignored): a signing key, htpasswd
 # files with a demo application and a demo user (random secrets, saved in
 # demo/credentials), and a complete httpd.conf. Checks the configuration
-# with `apache2 -t`, prints curl commands for every grant, then runs Apache
-# in the foreground until Ctrl-C.
+# with `apache2 -t`, prints curl commands to try (JSON and OAuth 2.0 form
+# dialects, refresh, authorize -> exchange, the deprecated routes, discovery,
+# JWKS, the bearer guard), then runs Apache in the foreground until Ctrl-C.
 #
 # A second run reuses the key and the credentials; `rm -rf demo` starts
 # afresh. Environment: PORT (default 8080), MODULE, APXS.
@@ -19,6 +20,12 @@ demo="$repo/demo"
 port=${PORT:-8080}
 host=127.0.0.1
 base="http://$host:$port"
+# A Keycloak-style issuer path: the token endpoint is also served at
+# $issuer/protocol/openid-connect/token, discovery and JWKS under it.
+issuer="$base/auth/realms/runai"
+# The redirect URI of the demo web client (nothing listens there: the demo
+# reads the code from the 302's Location header).
+redirect_uri="http://$host:$port/callback"
 
 die() {
     echo "run-demo: $*" >&2
@@ -56,7 +63,7 @@ fi
 
 # --- files -----------------------------------------------------------------
 
-mkdir -p "$demo" "$demo/logs" "$demo/run" "$demo/htdocs"
+mkdir -p "$demo" "$demo/logs" "$demo/run" "$demo/htdocs/guarded"
 chmod 755 "$demo"
 (umask 077 && mkdir -p "$demo/keys")
 
@@ -157,13 +164,18 @@ LoadModule mpm_event_module $moddir/mod_mpm_event.so
 LoadModule authz_core_module $moddir/mod_authz_core.so
 LoadModule authn_core_module $moddir/mod_authn_core.so
 LoadModule authn_file_module $moddir/mod_authn_file.so
+# Basic authentication in front of the authorize endpoint, and
+# Require valid-user there and on the guarded location.
+LoadModule auth_basic_module $moddir/mod_auth_basic.so
+LoadModule authz_user_module $moddir/mod_authz_user.so
 LoadModule mime_module $moddir/mod_mime.so
 <IfModule !log_config_module>
     # built into Debian's apache2; a module elsewhere
     LoadModule log_config_module $moddir/mod_log_config.so
 </IfModule>
-# Shared memory for the module's store of sessions and codes; harmless when
-# unused.
+# Shared memory for the module's store of refresh sessions, one-time codes
+# and throttle counters (RunaiTokenCache defaults to shmcb). Sessions kept
+# there end when this server stops.
 LoadModule socache_shmcb_module $moddir/mod_socache_shmcb.so
 LoadModule runai_token_module $module
 
@@ -184,9 +196,19 @@ LogFormat "%h %l %u %t \"%r\" %>s %b \"%{User-Agent}i\"" demo
 CustomLog logs/access_log demo
 
 # Token signing: issuer and the RSA key (RS256). The key is read once, at
-# start, as the user who starts Apache.
-RunaiTokenIssuer $base
+# start, as the user who starts Apache. The issuer's path makes the module
+# answer Keycloak-era scripts at $issuer/protocol/openid-connect/token.
+RunaiTokenIssuer $issuer
 RunaiTokenSigningKey keys/signing.pem
+
+# Registered public clients. Once one is registered, the clientID of a
+# password grant must name a registered client (or be left out).
+#   cli, runai-cli  the Run:ai CLI and Keycloak-era scripts (password grant)
+#   demo-web        a web application that sends users to /api/v1/authorize
+#                   and redeems the code (exchange_token)
+RunaiTokenClient cli
+RunaiTokenClient runai-cli
+RunaiTokenClient demo-web $redirect_uri
 
 # Users for the password grant live in their own file, behind an alias
 # (defined before it is used).
@@ -217,8 +239,35 @@ RunaiTokenSigningKey keys/signing.pem
     RunaiTokenClaim tenant_id 1001 number
     # Claims of application tokens (REMOTE_USER is the app ID).
     RunaiTokenAppClaim groups "runai-apps" list
+
+    # A refresh session ends 8 hours after its login, however often it is
+    # refreshed.
+    RunaiTokenRefreshLifetime 28800
+    # 5 wrong passwords (or app secrets) for one name within 60 s: 429.
+    RunaiTokenThrottle 5 60
+</Location>
+
+# The authorize endpoint behind Basic authentication of the demo user (any
+# AuthType works: Kerberos, client certificates, mod_auth_openidc, ...).
+<Location /api/v1/authorize>
+    AuthType Basic
+    AuthName "mod_runai_token demo"
+    AuthBasicProvider demo-users
+    Require valid-user
+</Location>
+
+# A location guarded by the tokens this server issues: a static file here,
+# an API server behind ProxyPass in real life.
+<Location /guarded/>
+    SetHandler none
+    AuthType RunaiToken
+    AuthName "demo api"
+    Require valid-user
 </Location>
 EOF
+
+printf 'hello from a location guarded by AuthType RunaiToken\n' >"$demo/htdocs/guarded/hello.txt"
+chmod 644 "$demo/htdocs/guarded/hello.txt"
 
 if ! check=$("$httpd" -f "$conf" -t 2>&1); then
     echo "$check" >&2
@@ -236,7 +285,14 @@ app_body="{\"grantType\":\"app_token\",\"appID\":\"$DEMO_APP_ID\",\"appSecret\":
 cc_body="{\"grantType\":\"client_credentials\",\"clientId\":\"$DEMO_APP_ID\",\"clientSecret\":\"$DEMO_APP_SECRET\"}"
 pw_body="{\"grantType\":\"password\",\"username\":\"$DEMO_USER\",\"password\":\"$DEMO_USER_PASSWORD\",\"clientID\":\"cli\"}"
 legacy_body="{\"id\":\"$DEMO_APP_ID\",\"name\":\"$DEMO_APP_ID\",\"secret\":\"$DEMO_APP_SECRET\"}"
-get_token="/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"accessToken\"])'"
+# Prints one member of the JSON reply on stdin.
+field() {
+    printf "/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[\"%s\"])'" "$1"
+}
+# The redirect URI as a query parameter value.
+redirect_q=$(printf %s "$redirect_uri" | sed 's/:/%3A/g; s#/#%2F#g')
+authorize="$base/api/v1/authorize?client_id=demo-web&redirect_uri=$redirect_q&state=xyz&nonce=n-0S6&code_challenge=\$C&code_challenge_method=S256"
+form_pw="-d grant_type=password -d client_id=runai-cli -d username=$DEMO_USER -d password=$DEMO_USER_PASSWORD"
 
 if [ "$fresh" = 1 ]; then
     creds_note="new credentials, saved in $creds (mode 600)"
@@ -251,33 +307,82 @@ mod_runai_token demo: $base   ($("$httpd" -v | sed -n 's/^Server version: //p'))
   config   $conf
   logs     $demo/logs/error_log, access_log
   key      $key (RS256), public key $pub
+  issuer   $issuer
 
 Credentials ($creds_note):
   application  $DEMO_APP_ID   secret   $DEMO_APP_SECRET
   user         $DEMO_USER       password $DEMO_USER_PASSWORD
+  clients      cli, runai-cli; demo-web with redirect URI $redirect_uri
 
-Try these from another terminal.
+Try these from another terminal (bash).
 
-# app_token grant (Run:ai JSON body) -> {"accessToken", "expiresIn"}
+### Run:ai JSON dialect
+
+# app_token grant -> {"accessToken", "expiresIn"}
 curl -sS $base/api/v1/token $json -d '$app_body'
 
 # client_credentials in the JSON body (same as app_token)
 curl -sS $base/api/v1/token $json -d '$cc_body'
 
-# password grant -> {"accessToken", "idToken", "expiresIn"}
+# password grant -> {"accessToken", "idToken", "refreshToken", "expiresIn"}
 curl -sS $base/api/v1/token $json -d '$pw_body'
 
-# legacy app token route (deprecated: see the Deprecation and Link headers)
+# refresh: keep the refresh token of a password grant, trade it for new tokens
+R=\$(curl -sS $base/api/v1/token $json -d '$pw_body' | $(field refreshToken))
+curl -sS $base/api/v1/token $json -d "{\"grantType\":\"refresh_token\",\"refreshToken\":\"\$R\"}"
+# R is spent now: again -> 401; after more than 2 s that also revokes the session
+curl -sS $base/api/v1/token $json -d "{\"grantType\":\"refresh_token\",\"refreshToken\":\"\$R\"}"
+
+# authorize -> exchange, with PKCE S256: a verifier, its challenge, the demo
+# user's login (Basic) at /api/v1/authorize, the code from the 302's Location
+V=\$(openssl rand -base64 48 | tr '+/' '-_' | tr -d '=\n')
+C=\$(printf %s "\$V" | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
+LOC=\$(curl -sS -o /dev/null -w '%{redirect_url}' -u '$DEMO_USER:$DEMO_USER_PASSWORD' "$authorize"); echo "\$LOC"
+CODE=\$(printf %s "\$LOC" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+# -> {"accessToken", "idToken" (with the nonce), "refreshToken", "expiresIn"}
+curl -sS $base/api/v1/token $json -d "{\"grantType\":\"exchange_token\",\"code\":\"\$CODE\",\"redirectUri\":\"$redirect_uri\",\"codeVerifier\":\"\$V\"}"
+
+# the legacy app token route (deprecated: see the Deprecation and Link headers)
 curl -sS -i $base/v1/k8s/auth/oauth/apptoken $json -d '$legacy_body'
 
+# the legacy refresh route (deprecated); the access log shows ?redacted
+R=\$(curl -sS $base/api/v1/token $json -d '$pw_body' | $(field refreshToken))
+curl -sS -i -X POST "$base/v1/k8s/auth/oauth/tokens/refresh?refresh_token=\$R"
+
+# the legacy code exchange route (deprecated): a fresh code first
+LOC=\$(curl -sS -o /dev/null -w '%{redirect_url}' -u '$DEMO_USER:$DEMO_USER_PASSWORD' "$authorize"); CODE=\$(printf %s "\$LOC" | sed -n 's/.*[?&]code=\([^&]*\).*/\1/p')
+curl -sS -i "$base/v1/k8s/auth/token/exchange?redirect_uri=$redirect_q&code=\$CODE&code_verifier=\$V"
+
+### OAuth 2.0 dialect (form bodies, RFC 6749 replies)
+
+# client_credentials, client_secret_basic -> {"access_token", "token_type", "expires_in"}
+curl -sS -u '$DEMO_APP_ID:$DEMO_APP_SECRET' -d grant_type=client_credentials $base/api/v1/token
+
+# the password grant as Keycloak-era scripts send it, at the Keycloak path
+curl -sS $form_pw $issuer/protocol/openid-connect/token
+
+# refresh_token as a form
+RF=\$(curl -sS $form_pw $issuer/protocol/openid-connect/token | $(field refresh_token))
+curl -sS -d grant_type=refresh_token -d client_id=runai-cli -d refresh_token=\$RF $issuer/protocol/openid-connect/token
+
+### OIDC discovery, JWKS, verifying, the bearer guard
+
+curl -sS $issuer/.well-known/openid-configuration
+curl -sS -i $issuer/protocol/openid-connect/certs
+
 # keep an access token in a shell variable
-TOKEN=\$(curl -sS $base/api/v1/token $json -d '$app_body' | $get_token)
+TOKEN=\$(curl -sS $base/api/v1/token $json -d '$app_body' | $(field accessToken))
 
 # decode its payload (plain base64 works: the payload holds no - or _)
 p=\$(printf %s "\$TOKEN" | cut -d. -f2); while [ \$((\${#p} % 4)) -ne 0 ]; do p="\$p="; done; printf %s "\$p" | base64 -d; echo
 
-# verify its signature, issuer and audience with PyJWT and the public key
-/usr/bin/python3 -c 'import sys, jwt; print(jwt.decode(sys.argv[1], open("$pub").read(), algorithms=["RS256"], audience="runai", issuer="$base"))' "\$TOKEN"
+# verify it with PyJWT: with the public key, then with the key found in the JWKS
+/usr/bin/python3 -c 'import sys, jwt; print(jwt.decode(sys.argv[1], open("$pub").read(), algorithms=["RS256"], audience="runai", issuer="$issuer"))' "\$TOKEN"
+/usr/bin/python3 -c 'import sys, jwt; k = jwt.PyJWKClient("$issuer/protocol/openid-connect/certs").get_signing_key_from_jwt(sys.argv[1]); print(jwt.decode(sys.argv[1], k.key, algorithms=["RS256"], audience="runai", issuer="$issuer"))' "\$TOKEN"
+
+# a location guarded by AuthType RunaiToken: 401 without a token, 200 with one
+curl -sS -i $base/guarded/hello.txt
+curl -sS -H "Authorization: Bearer \$TOKEN" $base/guarded/hello.txt
 
 Press Ctrl-C to stop the server.
 EOF

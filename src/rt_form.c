@@ -39,9 +39,8 @@ static int hexval(char c)
                                     : -1;
 }
 
-/* application/x-www-form-urlencoded decoding of s[0..n); NULL when an
- * escape is malformed or the result is not NUL-free UTF-8. */
-static char *form_decode(apr_pool_t *p, const char *s, apr_size_t n)
+char *rt_form_decode_bytes(apr_pool_t *p, const char *s, apr_size_t n,
+                           apr_size_t *len)
 {
     char *out = apr_palloc(p, n + 1), *o = out;
 
@@ -65,7 +64,16 @@ static char *form_decode(apr_pool_t *p, const char *s, apr_size_t n)
         }
     }
     *o = '\0';
-    return rt_utf8_valid(out, (apr_size_t)(o - out)) ? out : NULL;
+    *len = (apr_size_t)(o - out);
+    return out;
+}
+
+char *rt_form_decode(apr_pool_t *p, const char *s, apr_size_t n)
+{
+    apr_size_t len;
+    char *out = rt_form_decode_bytes(p, s, n, &len);
+
+    return out && rt_utf8_valid(out, len) ? out : NULL;
 }
 
 rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
@@ -90,8 +98,8 @@ rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
             s = pe + 1;
             continue;
         }
-        name = form_decode(p, s, (apr_size_t)((eq ? eq : pe) - s));
-        value = eq ? form_decode(p, eq + 1, (apr_size_t)(pe - eq - 1))
+        name = rt_form_decode(p, s, (apr_size_t)((eq ? eq : pe) - s));
+        value = eq ? rt_form_decode(p, eq + 1, (apr_size_t)(pe - eq - 1))
                    : apr_pstrdup(p, "");
         if (name == NULL || value == NULL) {
             return rt_error_make(p, 400, "malformed form body",
@@ -138,8 +146,8 @@ rt_error *rt_form_basic_auth(apr_pool_t *p, const char *header, const char **id,
     if (n <= 0 || colon == NULL || (int)strlen(raw) != n) {
         return rt_error_make(p, 401, "malformed client credentials", NULL);
     }
-    *id = form_decode(p, raw, (apr_size_t)(colon - raw));
-    *secret = form_decode(p, colon + 1, strlen(colon + 1));
+    *id = rt_form_decode(p, raw, (apr_size_t)(colon - raw));
+    *secret = rt_form_decode(p, colon + 1, strlen(colon + 1));
     if (*id == NULL || *secret == NULL || **id == '\0') {
         return rt_error_make(p, 401, "malformed client credentials", NULL);
     }

@@ -12,6 +12,14 @@
 rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
                         rt_fields *out);
 
+/* application/x-www-form-urlencoded decoding of s[0..n); NULL when an
+ * escape is malformed or the result is not NUL-free UTF-8. */
+char *rt_form_decode(apr_pool_t *p, const char *s, apr_size_t n);
+
+/* The same without the UTF-8 check, for opaque values; *len its length. */
+char *rt_form_decode_bytes(apr_pool_t *p, const char *s, apr_size_t n,
+                           apr_size_t *len);
+
 /* The form parameter that carries field f, e.g. "grant_type". */
 const char *rt_form_param_name(rt_field_id f);
 

@@ -149,9 +149,8 @@ static rt_error *authenticate(rt_ctx *c, int app,
     apr_int64_t wait = rt_throttle_check(c->r, c->dc, user, &counted);
 
     if (wait > 0) {
-        apr_table_setn(c->r->err_headers_out, "Retry-After",
-                       apr_psprintf(c->r->pool, "%" APR_INT64_T_FMT, wait));
-        return fail(c, 429, "throttled", "too many failed attempts");
+        c->outcome = "throttled";
+        return rt_throttle_error(c->r, wait);
     }
     switch (
         app ? rt_authn_check_app(c->r, c->dc, user, secret)

@@ -25,6 +25,7 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
     const char *id = rt_field(&c->f, RT_F_CLIENT_ID);
     const char *secret = rt_field(&c->f, RT_F_CLIENT_SECRET);
     int counted;
+    apr_int64_t wait;
 
     if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
         const char *bid, *bsecret;
@@ -47,13 +48,15 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
         return NULL; /* public client, or the grant checks the secret */
     }
     /* A confidential client using a user grant: its secret must hold. */
+    c->grant = grant;
     c->principal = c->client = id;
     if (id == NULL || c->dc->app_providers == NULL) {
         return invalid_client(c);
     }
-    if (rt_throttle_check(c->r, c->dc, id, &counted) > 0) {
+    wait = rt_throttle_check(c->r, c->dc, id, &counted);
+    if (wait > 0) {
         c->outcome = "throttled";
-        return rt_error_make(c->r->pool, 429, "too many failed attempts", NULL);
+        return rt_throttle_error(c->r, wait);
     }
     switch (rt_authn_check_app(c->r, c->dc, id, secret)) {
     case AUTH_GRANTED:

@@ -18,6 +18,7 @@ static const ap_socache_provider_t *provider;
 static ap_socache_instance_t *instance;
 static const char *provider_name;
 static apr_global_mutex_t *mutex;
+static int is_dbm;
 
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -45,6 +46,7 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
                             err);
     }
     provider_name = name;
+    is_dbm = strcmp(name, "dbm") == 0;
     return NULL;
 }
 
@@ -54,6 +56,7 @@ int rt_store_pre_config(apr_pool_t *pconf)
     provider = NULL;
     instance = NULL;
     mutex = NULL;
+    is_dbm = 0;
     return ap_mutex_register(pconf, MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) ==
                    APR_SUCCESS
                ? OK
@@ -132,7 +135,7 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
 
 static int needs_lock(void)
 {
-    return provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE;
+    return provider != NULL && (provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
 }
 
 static int lock(request_rec *r)
@@ -186,6 +189,14 @@ static rt_store_status raw_put(request_rec *r, const unsigned char *key,
         }
     }
     if (rv != APR_SUCCESS) {
+        if (rv == APR_ENOSPC && is_dbm) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "session record of %u bytes is too large for the "
+                          "dbm store (about 950 bytes at most): use shmcb, "
+                          "redis or memcache",
+                          (unsigned int)len);
+            return RT_STORE_DOWN;
+        }
         down(r, rv, "store");
         return RT_STORE_DOWN;
     }
@@ -222,7 +233,8 @@ static rt_store_status raw_get(request_rec *r, const unsigned char *key,
         }
     }
 
-    if (rv == APR_NOTFOUND) {
+    /* mod_socache_dbm answers a missing key with APR_EGENERAL. */
+    if (rv == APR_NOTFOUND || (rv == APR_EGENERAL && is_dbm)) {
         return RT_STORE_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {

@@ -105,3 +105,10 @@ void rt_throttle_succeeded(request_rec *r, const rt_dir_conf *dc,
         rt_store_remove(r, RT_REC_THROTTLE, principal_key(r, principal));
     }
 }
+
+rt_error *rt_throttle_error(request_rec *r, apr_int64_t wait)
+{
+    apr_table_setn(r->err_headers_out, "Retry-After",
+                   apr_psprintf(r->pool, "%" APR_INT64_T_FMT, wait));
+    return rt_error_make(r->pool, 429, "too many failed attempts", NULL);
+}

@@ -477,6 +477,18 @@ for my $ep (@endpoints) {
     oauth_error($res, 429, 'slow_down', undef, 'throttle: the 4th attempt');
     like($res->header('Retry-After') // '', qr/^[1-9]\d*$/, 'throttle: Retry-After in seconds');
     cmp_ok($res->header('Retry-After') // 0, '<=', 60, 'throttle: Retry-After within the window');
+
+    # A confidential client whose secret keeps failing on a user grant.
+    my $client = "ghost-client-$$-" . int rand 1e6;
+    my $basic = form(grant_type => 'password', username => $who, password => $s->{wrong},
+                     client_id => $client, client_secret => $s->{wrong});
+    for my $n (1 .. 3) {
+        oauth_error($post->($basic), 401, 'invalid_client', undef,
+                    "throttle: client secret failure $n of 3");
+    }
+    $res = $post->($basic);
+    oauth_error($res, 429, 'slow_down', undef, 'throttle: the client\'s 4th attempt');
+    like($res->header('Retry-After') // '', qr/^[1-9]\d*$/, 'throttle: the client\'s Retry-After');
 }
 
 # ---------------------------------------------------------------------------

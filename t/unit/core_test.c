@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <jwt.h>
 
+#include "rt_authreq.h"
 #include "rt_credcache.h"
 #include "rt_error.h"
 #include "rt_form.h"
@@ -526,6 +527,65 @@ static void test_credcache(void)
     ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
 }
 
+static void test_authreq(void)
+{
+    rt_authreq q;
+    rt_error *e;
+    const char *outcome;
+    apr_array_header_t *uris = apr_array_make(pool, 1, sizeof(char *));
+    const char *chal = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    APR_ARRAY_PUSH(uris, const char *) = "https://app.test/cb";
+    e = rt_authreq_parse(pool,
+                         "client_id=web&redirect_uri=https%3A%2F%2Fapp.test"
+                         "%2Fcb&state=a%E9b&scope=openid",
+                         &q);
+    ok(e == NULL && strcmp(q.redirect_uri, "https://app.test/cb") == 0 &&
+           strcmp(q.state, "a\xe9"
+                           "b") == 0,
+       "authorize query parses; state may hold any bytes");
+    ok(rt_authreq_check(pool, &q, uris, &outcome) == NULL,
+       "registered redirect URI accepted");
+    e = rt_authreq_parse(pool, "client_id=a&client_id=b", &q);
+    ok(e && e->status == 400, "authorize: duplicate parameter refused");
+    e = rt_authreq_parse(pool, "nonce=%E9", &q);
+    ok(e && e->status == 400, "authorize: nonce must be UTF-8");
+    e = rt_authreq_parse(pool, "state=%00", &q);
+    ok(e && e->status == 400, "authorize: NUL refused even in state");
+    rt_authreq_parse(pool, "client_id=web&redirect_uri=https://app.test/cb/",
+                     &q);
+    e = rt_authreq_check(pool, &q, uris, &outcome);
+    ok(e && e->status == 400 && strcmp(outcome, "redirect_mismatch") == 0,
+       "authorize: a trailing slash is another redirect URI");
+    rt_authreq_parse(pool, "client_id=web&redirect_uri=https://APP.test/cb",
+                     &q);
+    ok(rt_authreq_check(pool, &q, uris, &outcome) != NULL,
+       "authorize: redirect URIs compare byte for byte");
+    rt_authreq_parse(pool, "client_id=x&redirect_uri=https://app.test/cb", &q);
+    e = rt_authreq_check(pool, &q, NULL, &outcome);
+    ok(e && strcmp(outcome, "unknown_client") == 0,
+       "authorize: unknown client");
+    rt_authreq_parse(pool,
+                     apr_pstrcat(pool,
+                                 "client_id=web&redirect_uri=https://app.test/"
+                                 "cb&code_challenge_method=plain&"
+                                 "code_challenge=",
+                                 chal, NULL),
+                     &q);
+    ok(rt_authreq_check(pool, &q, uris, &outcome) != NULL,
+       "authorize: plain PKCE refused");
+    rt_authreq_parse(pool,
+                     "client_id=web&redirect_uri=https://app.test/cb&"
+                     "code_challenge=short&code_challenge_method=S256",
+                     &q);
+    ok(rt_authreq_check(pool, &q, uris, &outcome) != NULL,
+       "authorize: short challenge refused");
+    is_str(rt_authreq_location(pool, "https://app.test/cb?x=1", "c0-_",
+                               "a b&c#\r\n"),
+           "https://app.test/cb?x=1&code=c0-_&state=a%20b%26c%23%0D%0A",
+           "authorize: Location escapes state, appends to a query");
+}
+
 static void test_oidc(void)
 {
     is_str(rt_oidc_issuer_path(pool, "https://h/auth/realms/runai/"),
@@ -565,6 +625,7 @@ int main(void)
     test_verify();
     test_oidc();
     test_credcache();
+    test_authreq();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
