@@ -12,7 +12,7 @@ HDRS     = $(wildcard src/*.h)
 # The core that needs no httpd: unit tests and (later) fuzzers link it alone.
 CORE     = src/rt_util.c src/rt_error.c src/rt_request.c src/rt_keys.c src/rt_jwt.c \
            src/rt_record.c src/rt_form.c src/rt_verify.c src/rt_oidc.c \
-           src/rt_credcache.c src/rt_authreq.c
+           src/rt_credcache.c src/rt_authreq.c src/rt_crypto.c
 WARN     = -Wall -Wextra -Werror
 SO       = .libs/$(MODULE).so
 UNIT_BIN = t/unit/bin/core_test

@@ -1,21 +1,17 @@
 #include "rt_credcache.h"
+#include "rt_crypto.h"
 
-#include <stdlib.h>
 #include <string.h>
 #include <apr_thread_mutex.h>
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
-#include <openssl/rand.h>
-
-#define TAG_LEN 32
 
 typedef struct {
-    unsigned char tag[TAG_LEN];
+    unsigned char tag[RT_SHA256_LEN];
     apr_int64_t until; /* 0: empty */
 } slot;
 
 struct rt_credcache {
-    unsigned char key[32];
+    rt_hmac *key; /* random per process: tags mean nothing elsewhere */
     apr_size_t nslots;
     slot *slots;
 #if APR_HAS_THREADS
@@ -27,7 +23,6 @@ static apr_status_t wipe(void *data)
 {
     rt_credcache *c = data;
 
-    OPENSSL_cleanse(c->key, sizeof(c->key));
     OPENSSL_cleanse(c->slots, c->nslots * sizeof(slot));
     return APR_SUCCESS;
 }
@@ -35,8 +30,14 @@ static apr_status_t wipe(void *data)
 rt_credcache *rt_credcache_create(apr_pool_t *p, apr_size_t slots)
 {
     rt_credcache *c = apr_pcalloc(p, sizeof(*c));
+    unsigned char key[32];
 
-    if (slots == 0 || RAND_bytes(c->key, sizeof(c->key)) != 1) {
+    if (slots == 0 || !rt_random_bytes(key, sizeof(key))) {
+        return NULL;
+    }
+    c->key = rt_hmac_new(p, key, sizeof(key));
+    OPENSSL_cleanse(key, sizeof(key));
+    if (c->key == NULL) {
         return NULL;
     }
     c->nslots = slots;
@@ -54,31 +55,15 @@ rt_credcache *rt_credcache_create(apr_pool_t *p, apr_size_t slots)
 /* HMAC(key, scope NUL id NUL secret): the NULs fix the boundaries, as
  * none of the three can hold one. */
 static int make_tag(const rt_credcache *c, const char *scope, const char *id,
-                    const char *secret, unsigned char tag[TAG_LEN])
+                    const char *secret, unsigned char tag[RT_SHA256_LEN])
 {
-    size_t a = strlen(scope) + 1, b = strlen(id) + 1, n = strlen(secret);
-    unsigned char small[512];
-    unsigned char *buf = a + b + n <= sizeof(small) ? small : malloc(a + b + n);
-    unsigned int len = TAG_LEN;
+    const void *parts[] = {scope, id, secret};
+    apr_size_t lens[] = {strlen(scope) + 1, strlen(id) + 1, strlen(secret)};
 
-    int ok;
-
-    if (buf == NULL) {
-        return 0;
-    }
-    memcpy(buf, scope, a);
-    memcpy(buf + a, id, b);
-    memcpy(buf + a + b, secret, n);
-    ok = HMAC(EVP_sha256(), c->key, sizeof(c->key), buf, a + b + n, tag,
-              &len) != NULL;
-    OPENSSL_cleanse(buf, a + b + n);
-    if (buf != small) {
-        free(buf);
-    }
-    return ok;
+    return rt_hmac_sha256(c->key, 3, parts, lens, tag);
 }
 
-static slot *slot_for(rt_credcache *c, const unsigned char tag[TAG_LEN])
+static slot *slot_for(rt_credcache *c, const unsigned char *tag)
 {
     apr_uint64_t h;
 
@@ -89,7 +74,7 @@ static slot *slot_for(rt_credcache *c, const unsigned char tag[TAG_LEN])
 int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
                      const char *secret, apr_int64_t now)
 {
-    unsigned char tag[TAG_LEN];
+    unsigned char tag[RT_SHA256_LEN];
     slot *s;
     int hit;
 
@@ -100,7 +85,7 @@ int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(c->lock);
 #endif
-    hit = s->until > now && CRYPTO_memcmp(s->tag, tag, TAG_LEN) == 0;
+    hit = s->until > now && CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0;
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(c->lock);
 #endif
@@ -110,7 +95,7 @@ int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
                       const char *secret, apr_int64_t until)
 {
-    unsigned char tag[TAG_LEN];
+    unsigned char tag[RT_SHA256_LEN];
     slot *s;
 
     if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
@@ -120,7 +105,7 @@ void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
 #if APR_HAS_THREADS
     apr_thread_mutex_lock(c->lock);
 #endif
-    memcpy(s->tag, tag, TAG_LEN);
+    memcpy(s->tag, tag, RT_SHA256_LEN);
     s->until = until;
 #if APR_HAS_THREADS
     apr_thread_mutex_unlock(c->lock);

@@ -1,5 +1,6 @@
 #include "rt_keys.h"
 #include "rt_util.h"
+#include "rt_crypto.h"
 
 #include <string.h>
 #include <apr_strings.h>
@@ -10,9 +11,7 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
-#include <openssl/sha.h>
 
 #define HMAC_MIN_BYTES 32
 #define KEY_FILE_MAX (1024 * 1024)
@@ -21,6 +20,8 @@ static apr_status_t key_cleanup(void *data)
 {
     rt_key *k = data;
 
+    EVP_MD_CTX_free(k->sign_tmpl);
+    EVP_MD_CTX_free(k->verify_tmpl);
     EVP_PKEY_free(k->pkey);
     json_decref(k->jwk);
     if (k->secret != NULL) {
@@ -100,9 +101,9 @@ static char *bn_b64url(apr_pool_t *p, EVP_PKEY *pkey, const char *param,
 
 static char *sha256_b64url(apr_pool_t *p, const char *s)
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
+    unsigned char md[RT_SHA256_LEN];
 
-    SHA256((const unsigned char *)s, strlen(s), md);
+    rt_sha256(s, strlen(s), md);
     return rt_b64url(p, md, sizeof(md));
 }
 
@@ -214,6 +215,31 @@ static const char *load_pem(apr_pool_t *p, rt_key *k, unsigned char *data,
     return describe_pkey(p, k, thumb_input);
 }
 
+/* The per-use state a key needs, set up once: OpenSSL 3 would otherwise
+ * fetch the algorithms on every signature. */
+static const char *prepare(apr_pool_t *p, rt_key *k)
+{
+    if (k->secret != NULL) {
+        k->hmac = rt_hmac_new(p, k->secret, k->secret_len);
+        return k->hmac ? NULL
+                       : apr_psprintf(p, "cannot use the HMAC key in '%s'",
+                                      k->file);
+    }
+    k->verify_tmpl = EVP_MD_CTX_new();
+    if (k->verify_tmpl == NULL ||
+        EVP_DigestVerifyInit(k->verify_tmpl, NULL, k->md, NULL, k->pkey) != 1) {
+        return apr_psprintf(p, "cannot verify with the key in '%s'", k->file);
+    }
+    if (k->can_sign) {
+        k->sign_tmpl = EVP_MD_CTX_new();
+        if (k->sign_tmpl == NULL ||
+            EVP_DigestSignInit(k->sign_tmpl, NULL, k->md, NULL, k->pkey) != 1) {
+            return apr_psprintf(p, "cannot sign with the key in '%s'", k->file);
+        }
+    }
+    return NULL;
+}
+
 const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
                         rt_key **out)
 {
@@ -255,6 +281,10 @@ const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
     }
     if (!k->can_sign) {
         k->warning = NULL; /* a public key may be readable by anyone */
+    }
+    err = prepare(p, k);
+    if (err != NULL) {
+        return err;
     }
     k->kid = kid ? apr_pstrdup(p, kid) : sha256_b64url(p, thumb_input);
     if (k->jwk != NULL) {
@@ -306,24 +336,70 @@ apr_size_t rt_key_sign(const rt_key *key, const unsigned char *in,
     if (!key->can_sign) {
         return 0;
     }
-    if (key->alg == RT_ALG_HS256) {
-        unsigned int hl = 0;
-        if (HMAC(key->md, key->secret, (int)key->secret_len, in, len, sig,
-                 &hl) == NULL) {
-            return 0;
-        }
-        return hl;
+    if (key->hmac != NULL) {
+        const void *parts[] = {in};
+        return rt_hmac_sha256(key->hmac, 1, parts, &len, sig) ? RT_SHA256_LEN
+                                                              : 0;
     }
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {
         return 0;
     }
     sig_len = key->ec_half ? sizeof(der) : RT_SIG_MAX;
-    ok = EVP_DigestSignInit(ctx, NULL, key->md, NULL, key->pkey) == 1 &&
+    ok = EVP_MD_CTX_copy_ex(ctx, key->sign_tmpl) == 1 &&
          EVP_DigestSign(ctx, key->ec_half ? der : sig, &sig_len, in, len) == 1;
     EVP_MD_CTX_free(ctx);
     if (!ok) {
         return 0;
     }
     return key->ec_half ? ecdsa_der_to_jose(key, der, sig_len, sig) : sig_len;
+}
+
+int rt_key_verify(const rt_key *key, const unsigned char *in, apr_size_t len,
+                  const unsigned char *sig, apr_size_t sig_len)
+{
+    unsigned char mac[RT_SHA256_LEN], der[160];
+    EVP_MD_CTX *ctx;
+    int ok;
+
+    if (key->hmac != NULL) {
+        const void *parts[] = {in};
+        return sig_len == RT_SHA256_LEN &&
+               rt_hmac_sha256(key->hmac, 1, parts, &len, mac) &&
+               CRYPTO_memcmp(mac, sig, RT_SHA256_LEN) == 0;
+    }
+    if (key->ec_half) {
+        /* JOSE R||S back to the DER that OpenSSL verifies. */
+        ECDSA_SIG *es;
+        BIGNUM *r, *s;
+        unsigned char *d = der;
+        int dl;
+
+        if (sig_len != 2 * key->ec_half) {
+            return 0;
+        }
+        es = ECDSA_SIG_new();
+        r = BN_bin2bn(sig, (int)key->ec_half, NULL);
+        s = BN_bin2bn(sig + key->ec_half, (int)key->ec_half, NULL);
+        if (es == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(es, r, s)) {
+            ECDSA_SIG_free(es);
+            BN_free(r);
+            BN_free(s);
+            return 0;
+        }
+        dl = i2d_ECDSA_SIG(es, NULL);
+        if (dl <= 0 || dl > (int)sizeof(der)) {
+            ECDSA_SIG_free(es);
+            return 0;
+        }
+        i2d_ECDSA_SIG(es, &d);
+        ECDSA_SIG_free(es);
+        sig = der;
+        sig_len = (apr_size_t)dl;
+    }
+    ctx = EVP_MD_CTX_new();
+    ok = ctx != NULL && EVP_MD_CTX_copy_ex(ctx, key->verify_tmpl) == 1 &&
+         EVP_DigestVerify(ctx, sig, sig_len, in, len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
 }

@@ -28,6 +28,9 @@ typedef struct rt_key {
     EVP_PKEY *pkey;        /* RSA or EC; NULL for HMAC */
     int can_sign;          /* private key (or HMAC secret) present */
     unsigned char *secret; /* HMAC secret, else NULL */
+    struct rt_hmac *hmac;  /* the HMAC secret, keyed once */
+    EVP_MD_CTX *sign_tmpl; /* initialised once; each signature copies it */
+    EVP_MD_CTX *verify_tmpl;
     apr_size_t secret_len;
     apr_size_t ec_half;     /* bytes of r and of s for ES*, else 0 */
     json_t *jwk;            /* public JWK with kid/alg/use; NULL for HMAC */
@@ -42,6 +45,10 @@ typedef struct rt_key {
  * names the file. Everything is freed by a cleanup on p. */
 const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
                         rt_key **out);
+
+/* 1 when sig is key's JOSE signature of in[0..len). Thread-safe. */
+int rt_key_verify(const rt_key *key, const unsigned char *in, apr_size_t len,
+                  const unsigned char *sig, apr_size_t sig_len);
 
 /* Signs in[0..len) into sig (RT_SIG_MAX bytes) in JOSE form (raw R||S for
  * ECDSA). Returns the signature length, 0 on failure. Thread-safe. */

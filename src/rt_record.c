@@ -1,15 +1,15 @@
 #include "rt_record.h"
 #include "rt_util.h"
+#include "rt_crypto.h"
 
 #include <string.h>
-#include <openssl/sha.h>
 
 void rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
                    const char *material, apr_size_t len)
 {
     key[0] = 'R';
     key[1] = (unsigned char)kind;
-    SHA256((const unsigned char *)material, len, key + 2);
+    rt_sha256(material, len, key + 2);
 }
 
 char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,

@@ -10,6 +10,9 @@
 APLOG_USE_MODULE(runai_token);
 
 #define MUTEX_TYPE "runai-token"
+/* After a store restart, memcache and redis clients fail once for each
+ * pooled connection that went stale; a few tries get past them. */
+#define STORE_ATTEMPTS 4
 #define DEFAULT_PROVIDER "shmcb"
 #define DEFAULT_SHMCB_ARGS "runai-token-cache(16777216)"
 
@@ -178,13 +181,11 @@ static rt_store_status raw_put(request_rec *r, const unsigned char *key,
                       "session record too large to store");
         return RT_STORE_DOWN;
     }
-    /* One retry: after a store restart, memcache and redis clients fail
-     * once per pooled connection that went stale. */
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
                              apr_time_from_sec(exp), (unsigned char *)val,
                              (unsigned int)len, r->pool);
-        if (rv == APR_SUCCESS) {
+        if (rv == APR_SUCCESS || rv == APR_ENOSPC) {
             break;
         }
     }
@@ -224,7 +225,7 @@ static rt_store_status raw_get(request_rec *r, const unsigned char *key,
     unsigned char *buf = apr_palloc(r->pool, len);
     apr_status_t rv = APR_EGENERAL;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
+    for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         len = RT_REC_MAX;
         rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN, buf,
                                 &len, r->pool);

@@ -1,13 +1,15 @@
 #include "rt_util.h"
+#include "rt_crypto.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 static const char b64url_alphabet[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -46,7 +48,7 @@ char *rt_random_id(apr_pool_t *p, apr_size_t nbytes)
 {
     unsigned char buf[64];
 
-    if (nbytes > sizeof(buf) || RAND_bytes(buf, (int)nbytes) != 1) {
+    if (nbytes > sizeof(buf) || !rt_random_bytes(buf, nbytes)) {
         return NULL;
     }
     return rt_b64url(p, buf, nbytes);
@@ -96,35 +98,176 @@ int rt_utf8_valid(const char *buf, apr_size_t len)
     return 1;
 }
 
+/* A growing output buffer in a pool. */
+typedef struct {
+    apr_pool_t *p;
+    char *buf;
+    apr_size_t len, cap;
+} outbuf;
+
+static void out_need(outbuf *o, apr_size_t n)
+{
+    if (o->len + n + 1 > o->cap) {
+        apr_size_t cap = (o->cap + n + 1) * 2;
+        char *b = apr_palloc(o->p, cap);
+
+        memcpy(b, o->buf, o->len);
+        o->buf = b;
+        o->cap = cap;
+    }
+}
+
+static void out_put(outbuf *o, const char *s, apr_size_t n)
+{
+    out_need(o, n);
+    memcpy(o->buf + o->len, s, n);
+    o->len += n;
+}
+
+static void out_u(outbuf *o, unsigned int u)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\',
+                 'u',
+                 hex[(u >> 12) & 15],
+                 hex[(u >> 8) & 15],
+                 hex[(u >> 4) & 15],
+                 hex[u & 15]};
+
+    out_put(o, e, 6);
+}
+
+/* A JSON string, ASCII only; jansson strings are valid UTF-8. */
+static void out_string(outbuf *o, const char *s, apr_size_t n)
+{
+    const unsigned char *c = (const unsigned char *)s, *end = c + n;
+
+    out_put(o, "\"", 1);
+    while (c < end) {
+        const unsigned char *run = c;
+
+        while (c < end && *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\' &&
+               *c != '>' && *c != '?' && *c != '~') {
+            c++;
+        }
+        out_put(o, (const char *)run, (apr_size_t)(c - run));
+        if (c == end) {
+            break;
+        }
+        if (*c == '"' || *c == '\\') {
+            char e[2] = {'\\', (char)*c};
+            out_put(o, e, 2);
+            c++;
+        } else if (*c < 0x80) {
+            out_u(o, *c++);
+        } else {
+            unsigned int cp;
+            int extra = *c >= 0xF0 ? 3 : *c >= 0xE0 ? 2 : 1;
+
+            cp = *c++ & (0x3F >> extra);
+            for (int i = 0; i < extra && c < end; i++) {
+                cp = (cp << 6) | (*c++ & 0x3F);
+            }
+            if (cp >= 0x10000) {
+                cp -= 0x10000;
+                out_u(o, 0xD800 | (cp >> 10));
+                out_u(o, 0xDC00 | (cp & 0x3FF));
+            } else {
+                out_u(o, cp);
+            }
+        }
+    }
+    out_put(o, "\"", 1);
+}
+
+static int out_value(outbuf *o, const json_t *j, int depth)
+{
+    char num[64];
+    int n;
+
+    if (depth > 64) {
+        return 0;
+    }
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        const char *key;
+        json_t *v;
+        int first = 1;
+
+        out_put(o, "{", 1);
+        json_object_foreach((json_t *)j, key, v)
+        {
+            if (!first) {
+                out_put(o, ",", 1);
+            }
+            first = 0;
+            out_string(o, key, strlen(key));
+            out_put(o, ":", 1);
+            if (!out_value(o, v, depth + 1)) {
+                return 0;
+            }
+        }
+        out_put(o, "}", 1);
+        return 1;
+    }
+    case JSON_ARRAY:
+        out_put(o, "[", 1);
+        for (size_t i = 0; i < json_array_size(j); i++) {
+            if (i > 0) {
+                out_put(o, ",", 1);
+            }
+            if (!out_value(o, json_array_get(j, i), depth + 1)) {
+                return 0;
+            }
+        }
+        out_put(o, "]", 1);
+        return 1;
+    case JSON_STRING:
+        out_string(o, json_string_value(j), json_string_length(j));
+        return 1;
+    case JSON_INTEGER:
+        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+                     json_integer_value(j));
+        out_put(o, num, (apr_size_t)n);
+        return 1;
+    case JSON_REAL:
+        /* As jansson writes reals: 17 digits, always with '.' or 'e'. */
+        if (!isfinite(json_real_value(j))) {
+            return 0;
+        }
+        n = snprintf(num, sizeof(num) - 2, "%.17g", json_real_value(j));
+        if (!strpbrk(num, ".eE")) {
+            num[n++] = '.';
+            num[n++] = '0';
+        }
+        out_put(o, num, (apr_size_t)n);
+        return 1;
+    case JSON_TRUE:
+        out_put(o, "true", 4);
+        return 1;
+    case JSON_FALSE:
+        out_put(o, "false", 5);
+        return 1;
+    case JSON_NULL:
+        out_put(o, "null", 4);
+        return 1;
+    }
+    return 0;
+}
+
 char *rt_json_ascii(apr_pool_t *p, const json_t *j)
 {
-    char *raw = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
-    apr_size_t extra = 0, len;
-    char *out, *o;
-    const char *s;
+    outbuf o = {p, NULL, 0, 0};
 
-    if (raw == NULL) {
+    if (j == NULL) {
         return NULL;
     }
-    for (s = raw; *s; s++) {
-        if (*s == '>' || *s == '?' || *s == '~' || *s == 0x7f) {
-            extra += 5;
-        }
+    out_need(&o, 256);
+    if (!out_value(&o, j, 0)) {
+        return NULL;
     }
-    len = (apr_size_t)(s - raw);
-    out = o = apr_palloc(p, len + extra + 1);
-    for (s = raw; *s; s++) {
-        /* Outside strings JSON has none of these bytes, so each is inside a
-         * string and may be written as an escape. */
-        if (*s == '>' || *s == '?' || *s == '~' || *s == 0x7f) {
-            o += apr_snprintf(o, 7, "\\u%04x", (unsigned int)*s);
-        } else {
-            *o++ = *s;
-        }
-    }
-    *o = '\0';
-    free(raw);
-    return out;
+    o.buf[o.len] = '\0';
+    return o.buf;
 }
 
 static apr_status_t json_cleanup(void *data)
@@ -200,13 +343,13 @@ int rt_pkce_syntax_ok(const char *s)
 
 int rt_pkce_s256_ok(const char *verifier, const char *challenge)
 {
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    char enc[rt_b64url_len(SHA256_DIGEST_LENGTH) + 1];
+    unsigned char md[RT_SHA256_LEN];
+    char enc[rt_b64url_len(RT_SHA256_LEN) + 1];
 
     if (!rt_pkce_syntax_ok(verifier)) {
         return 0;
     }
-    SHA256((const unsigned char *)verifier, strlen(verifier), md);
+    rt_sha256(verifier, strlen(verifier), md);
     rt_b64url_to(enc, md, sizeof(md));
     return rt_ct_streq(enc, challenge);
 }

@@ -2,10 +2,6 @@
 #include "rt_util.h"
 
 #include <string.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/ecdsa.h>
-#include <openssl/hmac.h>
 
 #define TOKEN_MAX 16384
 
@@ -81,59 +77,6 @@ static const rt_key *pick_key(const rt_verify_params *v, const char *kid)
     return NULL;
 }
 
-static int verify_sig(const rt_key *k, const unsigned char *in, apr_size_t n,
-                      const unsigned char *sig, apr_size_t sig_len)
-{
-    EVP_MD_CTX *ctx;
-    unsigned char der[160];
-    const unsigned char *s = sig;
-    int ok;
-
-    if (k->alg == RT_ALG_HS256) {
-        unsigned char mac[EVP_MAX_MD_SIZE];
-        unsigned int mac_len = 0;
-
-        return HMAC(k->md, k->secret, (int)k->secret_len, in, n, mac,
-                    &mac_len) != NULL &&
-               mac_len == sig_len && CRYPTO_memcmp(mac, sig, sig_len) == 0;
-    }
-    if (k->ec_half) {
-        ECDSA_SIG *es;
-        BIGNUM *r, *sv;
-        unsigned char *d = der;
-        int dl;
-
-        if (sig_len != 2 * k->ec_half) {
-            return 0;
-        }
-        es = ECDSA_SIG_new();
-        r = BN_bin2bn(sig, (int)k->ec_half, NULL);
-        sv = BN_bin2bn(sig + k->ec_half, (int)k->ec_half, NULL);
-        if (es == NULL || r == NULL || sv == NULL ||
-            !ECDSA_SIG_set0(es, r, sv)) {
-            ECDSA_SIG_free(es);
-            BN_free(r);
-            BN_free(sv);
-            return 0;
-        }
-        dl = i2d_ECDSA_SIG(es, NULL);
-        if (dl <= 0 || dl > (int)sizeof(der)) {
-            ECDSA_SIG_free(es);
-            return 0;
-        }
-        i2d_ECDSA_SIG(es, &d);
-        ECDSA_SIG_free(es);
-        s = der;
-        sig_len = (apr_size_t)dl;
-    }
-    ctx = EVP_MD_CTX_new();
-    ok = ctx != NULL &&
-         EVP_DigestVerifyInit(ctx, NULL, k->md, NULL, k->pkey) == 1 &&
-         EVP_DigestVerify(ctx, s, sig_len, in, n) == 1;
-    EVP_MD_CTX_free(ctx);
-    return ok;
-}
-
 static int aud_ok(const rt_verify_params *v, json_t *aud)
 {
     json_t *item;
@@ -206,8 +149,8 @@ json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
     }
     sig = b64url_decode(p, dot2 + 1, strlen(dot2 + 1), &sig_len);
     if (sig == NULL || sig_len == 0 ||
-        !verify_sig(k, (const unsigned char *)token, (apr_size_t)(dot2 - token),
-                    sig, sig_len)) {
+        !rt_key_verify(k, (const unsigned char *)token,
+                       (apr_size_t)(dot2 - token), sig, sig_len)) {
         REFUSE("bad signature");
     }
     claims = decode_json(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1));

@@ -77,8 +77,24 @@ static void test_json_ascii(void)
     json_t *o = rt_json_pool_own(pool, json_object());
     json_object_set_new(o, "a", json_string("x>y?z~\x7f \xc3\xa9"));
     is_str(rt_json_ascii(pool, o),
-           "{\"a\":\"x\\u003ey\\u003fz\\u007e\\u007f \\u00E9\"}",
+           "{\"a\":\"x\\u003ey\\u003fz\\u007e\\u007f \\u00e9\"}",
            "json ascii escapes > ? ~ DEL and non-ASCII");
+}
+
+static void test_json_ascii_shapes(void)
+{
+    json_t *o =
+        rt_json_pool_own(pool, json_pack("{s:s,s:[i,f,b,n],s:{s:s},s:f}", "s",
+                                         "q\"b\\n\n\x01\xf0\x9f\x98\x80", "a",
+                                         -42, 2.5, 1, "o", "k", "v", "r", 3.0));
+    const char *want = "{\"s\":\"q\\\"b\\\\n\\u000a\\u0001\\ud83d"
+                       "\\ude00\",\"a\":[-42,2.5,true,null],\"o\":{\"k\":"
+                       "\"v\"},\"r\":3.0}";
+    char *got = rt_json_ascii(pool, o);
+    json_t *back = rt_json_pool_own(pool, json_loads(got ? got : "", 0, NULL));
+
+    is_str(got, want, "json ascii: escapes, surrogate pairs, numbers, nesting");
+    ok(back && json_equal(back, o), "json ascii: jansson reads back the same");
 }
 
 static void test_small_parsers(void)
@@ -615,6 +631,7 @@ int main(void)
     test_b64url();
     test_utf8();
     test_json_ascii();
+    test_json_ascii_shapes();
     test_small_parsers();
     test_request();
     test_claims();

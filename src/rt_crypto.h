@@ -1,0 +1,27 @@
+/* Hashes and MACs with algorithms fetched once: OpenSSL 3's one-shot
+ * SHA256() and HMAC() fetch the algorithm again on every call, which cost
+ * more than the hashing itself on our short inputs. Thread-safe. */
+#ifndef RT_CRYPTO_H
+#define RT_CRYPTO_H
+
+#include <apr_pools.h>
+
+#define RT_SHA256_LEN 32
+
+void rt_sha256(const void *data, apr_size_t len,
+               unsigned char out[RT_SHA256_LEN]);
+
+/* An HMAC-SHA256 key, prepared once; NULL on failure. Freed with p. */
+typedef struct rt_hmac rt_hmac;
+rt_hmac *rt_hmac_new(apr_pool_t *p, const unsigned char *key,
+                     apr_size_t key_len);
+
+/* HMAC-SHA256 of the concatenation of n parts; 0 on failure. */
+int rt_hmac_sha256(const rt_hmac *h, int n, const void *const *parts,
+                   const apr_size_t *lens, unsigned char out[RT_SHA256_LEN]);
+
+/* n random bytes from a per-thread buffer refilled from the CSPRNG; 0 on
+ * failure. */
+int rt_random_bytes(unsigned char *out, apr_size_t n);
+
+#endif
