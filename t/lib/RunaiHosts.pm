@@ -31,8 +31,8 @@ use Time::HiRes ();
 
 our @EXPORT = qw(
   find_binary free_port start_redis start_memcached stop_service kill_service
-  restart_service start_httpd stop_httpd restart_httpd httpd_running session_site
-  http_request vhost_port basic_auth url_encode query_params race
+  restart_service start_httpd stop_httpd restart_httpd graceful_httpd httpd_running
+  httpd_children httpd_ctl httpd_pid session_site http_request raw_request vhost_port basic_auth url_encode query_params race
   slurp log_tail logs_clean pkce_pair wait_until
   post_json_to token_call password_login refresh_call authorize_call
   code_of exchange_call reply_of note_secret noted_secrets assert_logs_clean
@@ -445,6 +445,33 @@ sub restart_httpd {
     return $h;
 }
 
+# graceful_httpd(HOST): apache2 -k graceful (SIGUSR1: the parent stays,
+# idle children go at once, busy ones finish their requests). Waits
+# (bounded) until the new generation is up. Returns (exit status, output of
+# apache2 -k graceful) without dying, so a caller can test a failing one.
+sub graceful_httpd {
+    my $h = shift;
+    my $before = generations($h);
+    my($rc, $out) = httpd_ctl($h, 'graceful');
+    return ($rc, $out) if $rc;
+    my $ok = wait_until(20, 0.05, sub { generations($h) > $before && port_open($h->{port}) });
+    return ($ok ? 0 : 254, $ok ? $out : "no new generation within 20 s:\n" . log_tail($h->{error_log}));
+}
+
+# The PIDs of the children of a host's parent (from /proc).
+sub httpd_children {
+    my $h = shift;
+    my $parent = httpd_pid($h) or return ();
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        my $text = slurp($stat) // next;
+        # pid (comm) state ppid ...: comm may hold blanks and parentheses
+        my($pid, $ppid) = $text =~ /^(\d+) \(.*\) \S+ (\d+) / or next;
+        push @kids, $pid if $ppid == $parent;
+    }
+    return sort { $a <=> $b } @kids;
+}
+
 sub cleanup {
     return unless $$ == $OWNER;
     eval { stop_httpd(values %HTTPDS); 1 } or warn "stopping httpd: $@";
@@ -633,6 +660,35 @@ sub http_request {
         $off += $n;
     }
     return read_response($sock, $a{timeout} || 30, $a{method});
+}
+
+# raw_request(bytes => BYTES, port => P, local_addr => A, timeout => S,
+#             method => M) sends BYTES verbatim; without bytes it sends what
+# http_request would (same arguments). Unlike http_request it still reads
+# the answer when the server stops reading early (a 413 sent before the
+# whole body arrived): the answer then carries X-Test-Write-Error.
+sub raw_request {
+    my(%a) = @_;
+    my $bytes = defined $a{bytes} ? $a{bytes} : request_bytes(%a);
+    my $sock = connect_to(%a) or return failed_response("connect to $a{port}: $!");
+    $sock->autoflush(1);
+    local $SIG{PIPE} = 'IGNORE';
+    my($off, $werr) = (0, undef);
+    my $sel = IO::Select->new($sock);
+    while ($off < length $bytes) {
+        last unless $sel->can_write($a{timeout} || 30);
+        my $n = syswrite $sock, $bytes, (length($bytes) - $off > 65536 ? 65536 : length($bytes) - $off), $off;
+        if (!defined $n) {
+            next if $!{EINTR} || $!{EAGAIN};
+            $werr = "$!";
+            last;
+        }
+        $off += $n;
+    }
+    my $res = read_response($sock, $a{timeout} || 30, $a{method});
+    $res->header('X-Test-Write-Error' => "$werr after $off of " . length($bytes) . ' bytes')
+        if defined $werr;
+    return $res;
 }
 
 # race(REQUEST, ...): one forked client per request (http_request
