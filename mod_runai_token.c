@@ -33,20 +33,6 @@
 #define DEPRECATION_DATE "@1725148800"
 #define SUCCESSOR_LINK "</api/v1/token>; rel=\"successor-version\""
 
-/* Query parameters a legacy route reads, and the fields they fill. */
-typedef struct rt_query_param {
-    const char *name;
-    rt_field_id field;
-} rt_query_param;
-
-static const rt_query_param refresh_query[] = {
-    {"refresh_token", RT_F_REFRESH_TOKEN}, {NULL, 0}};
-static const rt_query_param exchange_query[] = {
-    {"code", RT_F_CODE},
-    {"redirect_uri", RT_F_REDIRECT_URI},
-    {"code_verifier", RT_F_CODE_VERIFIER},
-    {NULL, 0}};
-
 /* Where a route lives: at a fixed path, or under the issuer's path. */
 enum { AT_ROOT, UNDER_ISSUER };
 
@@ -64,30 +50,29 @@ typedef struct rt_route {
     int deprecated;
     int form;            /* also takes the OAuth 2.0 form dialect */
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
-    const rt_query_param *query; /* secrets in the query, redacted in logs */
-    rt_grant_fn grant;           /* fills a JSON reply, or answers by itself */
+    int query;           /* reads the query (secrets: redacted in the logs) */
+    rt_grant_fn grant;   /* fills a JSON reply, or answers by itself */
 } rt_route;
 
 static const rt_route routes[] = {
-    {"/api/v1/token", AT_ROOT, M_POST, RT_GRANT, 0, 1, RT_FIELDS_TOKEN, NULL,
+    {"/api/v1/token", AT_ROOT, M_POST, RT_GRANT, 0, 1, RT_FIELDS_TOKEN, 0,
      rt_grant_token},
     {"/protocol/openid-connect/token", UNDER_ISSUER, M_POST, RT_GRANT, 0, 1,
-     RT_FIELDS_TOKEN, NULL, rt_grant_token},
-    {"/api/v1/authorize", AT_ROOT, M_GET, RT_GRANT, 0, 0, 0, NULL,
-     rt_authorize},
+     RT_FIELDS_TOKEN, 0, rt_grant_token},
+    {"/api/v1/authorize", AT_ROOT, M_GET, RT_GRANT, 0, 0, 0, 0, rt_authorize},
     {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, M_POST, RT_GRANT, 1, 0,
-     RT_FIELDS_LEGACY_APP, NULL, rt_grant_legacy_apptoken},
-    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, M_POST, RT_GRANT, 1, 0, 0,
-     refresh_query, rt_grant_legacy_refresh},
-    {"/v1/k8s/auth/token/exchange", AT_ROOT, M_GET, RT_GRANT, 1, 0, 0,
-     exchange_query, rt_grant_legacy_exchange},
+     RT_FIELDS_LEGACY_APP, 0, rt_grant_legacy_apptoken},
+    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, M_POST, RT_GRANT, 1, 0, 0, 1,
+     rt_grant_legacy_refresh},
+    {"/v1/k8s/auth/token/exchange", AT_ROOT, M_GET, RT_GRANT, 1, 0, 0, 1,
+     rt_grant_legacy_exchange},
     {"/.well-known/openid-configuration", UNDER_ISSUER, M_GET, RT_DISCOVERY, 0,
-     0, 0, NULL, NULL},
+     0, 0, 0, NULL},
     {"/.well-known/openid-configuration", AT_ROOT, M_GET, RT_DISCOVERY, 0, 0, 0,
-     NULL, NULL},
-    {"/protocol/openid-connect/certs", UNDER_ISSUER, M_GET, RT_JWKS, 0, 0, 0,
-     NULL, NULL},
-    {"/.well-known/jwks.json", AT_ROOT, M_GET, RT_JWKS, 0, 0, 0, NULL, NULL},
+     0, NULL},
+    {"/protocol/openid-connect/certs", UNDER_ISSUER, M_GET, RT_JWKS, 0, 0, 0, 0,
+     NULL},
+    {"/.well-known/jwks.json", AT_ROOT, M_GET, RT_JWKS, 0, 0, 0, 0, NULL},
 };
 
 static const command_rec rt_directives[] = {
@@ -177,22 +162,26 @@ static const rt_route *find_route(const char *path, const rt_server_conf *sc)
 
 /* Reads a legacy route's query into fields, then keeps the secrets out of
  * the access log (%r, %q) by redacting the query. */
-static void read_query(request_rec *r, const rt_query_param *query,
-                       rt_fields *f)
+/* Reads a legacy route's query as a form (same decoding and refusals as
+ * the OAuth dialect: no NUL, no parameter twice), then keeps the secrets
+ * out of the access log (%r, %q) by redacting the query. */
+static rt_error *read_query(request_rec *r, rt_fields *f)
 {
-    apr_table_t *args;
+    rt_error *err = NULL;
 
-    ap_args_to_table(r, &args);
-    for (; query->name != NULL; query++) {
-        f->v[query->field] = apr_table_get(args, query->name);
-    }
+    memset(f, 0, sizeof(*f));
     if (r->args != NULL) {
+        err = rt_form_parse(r->pool, r->args, strlen(r->args), f);
+        if (err != NULL && err->status == 400 && r->args[0] == '\0') {
+            err = NULL; /* "?" alone: no parameters */
+        }
         r->args = "redacted";
         r->parsed_uri.query = r->args;
         r->unparsed_uri = apr_pstrcat(r->pool, r->uri, "?redacted", NULL);
         r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri,
                                      " ", r->protocol, NULL);
     }
+    return err;
 }
 
 static int fail(request_rec *r, int status, const char *message)
@@ -284,9 +273,12 @@ static int rt_handler(request_rec *r)
     } else {
         ap_discard_request_body(r);
     }
-    if (route->query != NULL) {
-        read_query(r, route->query, &c.f);
+    if (route->query) {
         c.param_names = 1;
+        err = read_query(r, &c.f);
+        if (err != NULL) {
+            c.outcome = "bad_request";
+        }
     }
     if (err == NULL) {
         err = route->grant(&c, &reply);

@@ -1,13 +1,16 @@
 #include "rt_credcache.h"
 #include "rt_crypto.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <openssl/crypto.h>
 
 typedef struct {
     unsigned char tag[RT_SHA256_LEN];
     apr_int64_t until; /* 0: empty */
+    char *value;       /* malloc'd, or NULL */
 } slot;
 
 struct rt_credcache {
@@ -23,6 +26,9 @@ static apr_status_t wipe(void *data)
 {
     rt_credcache *c = data;
 
+    for (apr_size_t i = 0; i < c->nslots; i++) {
+        free(c->slots[i].value);
+    }
     OPENSSL_cleanse(c->slots, c->nslots * sizeof(slot));
     return APR_SUCCESS;
 }
@@ -71,43 +77,92 @@ static slot *slot_for(rt_credcache *c, const unsigned char *tag)
     return &c->slots[h % c->nslots];
 }
 
+/* The slot of a live entry for tag, or NULL; call with the lock held. */
+static slot *find(rt_credcache *c, const unsigned char *tag, apr_int64_t now)
+{
+    slot *s = slot_for(c, tag);
+
+    return s->until > now && CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0
+               ? s
+               : NULL;
+}
+
+static void lock(rt_credcache *c)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(c->lock);
+#endif
+}
+
+static void unlock(rt_credcache *c)
+{
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(c->lock);
+#endif
+}
+
 int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
                      const char *secret, apr_int64_t now)
 {
     unsigned char tag[RT_SHA256_LEN];
-    slot *s;
     int hit;
 
     if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
         return 0;
     }
-    s = slot_for(c, tag);
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(c->lock);
-#endif
-    hit = s->until > now && CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0;
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(c->lock);
-#endif
+    lock(c);
+    hit = find(c, tag, now) != NULL;
+    unlock(c);
     return hit;
+}
+
+const char *rt_credcache_get(rt_credcache *c, apr_pool_t *p, const char *scope,
+                             const char *id, apr_int64_t now)
+{
+    unsigned char tag[RT_SHA256_LEN];
+    const char *v = NULL;
+    slot *s;
+
+    if (c == NULL || !make_tag(c, scope, id, "", tag)) {
+        return NULL;
+    }
+    lock(c);
+    s = find(c, tag, now);
+    if (s != NULL && s->value != NULL) {
+        v = apr_pstrdup(p, s->value);
+    }
+    unlock(c);
+    return v;
+}
+
+static void put(rt_credcache *c, const char *scope, const char *id,
+                const char *secret, apr_int64_t until, const char *value)
+{
+    unsigned char tag[RT_SHA256_LEN];
+    char *copy = NULL;
+    slot *s;
+
+    if (c == NULL || !make_tag(c, scope, id, secret, tag) ||
+        (value != NULL && (copy = strdup(value)) == NULL)) {
+        return;
+    }
+    s = slot_for(c, tag);
+    lock(c);
+    free(s->value);
+    memcpy(s->tag, tag, RT_SHA256_LEN);
+    s->until = until;
+    s->value = copy;
+    unlock(c);
 }
 
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
                       const char *secret, apr_int64_t until)
 {
-    unsigned char tag[RT_SHA256_LEN];
-    slot *s;
+    put(c, scope, id, secret, until, NULL);
+}
 
-    if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
-        return;
-    }
-    s = slot_for(c, tag);
-#if APR_HAS_THREADS
-    apr_thread_mutex_lock(c->lock);
-#endif
-    memcpy(s->tag, tag, RT_SHA256_LEN);
-    s->until = until;
-#if APR_HAS_THREADS
-    apr_thread_mutex_unlock(c->lock);
-#endif
+void rt_credcache_put_value(rt_credcache *c, const char *scope, const char *id,
+                            apr_int64_t until, const char *value)
+{
+    put(c, scope, id, "", until, value);
 }

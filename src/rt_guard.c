@@ -1,5 +1,6 @@
 #include "rt_guard.h"
 #include "rt_config.h"
+#include "rt_credcache.h"
 #include "rt_util.h"
 #include "rt_verify.h"
 
@@ -103,6 +104,44 @@ static void export_claims(request_rec *r, json_t *claims)
     }
 }
 
+/* Tokens whose signature verified, per process: a client sends the same
+ * token many times, and one P-256 verification costs more than the rest
+ * of a small request. The time, issuer and audience checks run on every
+ * request; the entry itself lives at most TOKEN_CACHE_TTL seconds. */
+#define TOKEN_CACHE_SLOTS 1024
+#define TOKEN_CACHE_TTL 300
+
+static rt_credcache *verified;
+
+static json_t *verify(request_rec *r, const rt_verify_params *v,
+                      const char *token, const char **why)
+{
+    /* The key set scopes an entry: vhosts may trust different keys. */
+    const char *scope = apr_psprintf(r->pool, "%pp", (void *)v->keys);
+    const char *payload =
+        rt_credcache_get(verified, r->pool, scope, token, v->now);
+
+    if (payload == NULL) {
+        payload = rt_jwt_verify_signature(r->pool, v->keys, token, why);
+        if (payload == NULL) {
+            return NULL;
+        }
+        rt_credcache_put_value(verified, scope, token, v->now + TOKEN_CACHE_TTL,
+                               payload);
+    }
+    return rt_jwt_check_claims(r->pool, v, payload, why);
+}
+
+void rt_guard_child_init(apr_pool_t *p, server_rec *s)
+{
+    verified = rt_credcache_create(p, TOKEN_CACHE_SLOTS);
+    if (verified == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "verified-token cache unavailable: every bearer token "
+                     "is verified");
+    }
+}
+
 static int guard_authn(request_rec *r)
 {
     const rt_server_conf *sc;
@@ -134,7 +173,7 @@ static int guard_authn(request_rec *r)
     v.audience = rt_conf_audience(dc, r->pool);
     v.now = apr_time_sec(r->request_time);
     v.leeway = rt_conf_leeway(dc);
-    claims = rt_jwt_verify(r->pool, &v, token, &why);
+    claims = verify(r, &v, token, &why);
     user = claims ? json_string_value(json_object_get(
                         claims, dc->user_claim ? dc->user_claim
                                                : RT_DEFAULT_USER_CLAIM))
@@ -229,6 +268,7 @@ void rt_guard_register(apr_pool_t *p)
     ap_hook_check_authn(guard_authn, NULL, NULL, APR_HOOK_MIDDLE,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_guard_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "runai-claim",
                               AUTHZ_PROVIDER_VERSION, &claim_provider,
                               AP_AUTH_INTERNAL_PER_CONF);

@@ -66,11 +66,11 @@ static json_t *decode_json(apr_pool_t *p, const char *s, apr_size_t n)
     return json_is_object(j) ? j : NULL;
 }
 
-static const rt_key *pick_key(const rt_verify_params *v, const char *kid)
+static const rt_key *pick_key(const apr_array_header_t *keys, const char *kid)
 {
-    for (int i = 0; v->keys && i < v->keys->nelts; i++) {
-        const rt_key *k = APR_ARRAY_IDX(v->keys, i, rt_key *);
-        if (kid ? strcmp(k->kid, kid) == 0 : v->keys->nelts == 1) {
+    for (int i = 0; keys && i < keys->nelts; i++) {
+        const rt_key *k = APR_ARRAY_IDX(keys, i, rt_key *);
+        if (kid ? strcmp(k->kid, kid) == 0 : keys->nelts == 1) {
             return k;
         }
     }
@@ -103,21 +103,21 @@ static int aud_ok(const rt_verify_params *v, json_t *aud)
     return 0;
 }
 
-json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
-                      const char *token, const char **why)
-{
-    const char *dot1, *dot2;
-    json_t *hdr, *claims, *exp, *nbf;
-    const char *alg, *kid;
-    const rt_key *k;
-    unsigned char *sig;
-    apr_size_t sig_len, n = strlen(token);
-
 #define REFUSE(reason)                                                         \
     do {                                                                       \
         *why = (reason);                                                       \
         return NULL;                                                           \
     } while (0)
+
+const char *rt_jwt_verify_signature(apr_pool_t *p,
+                                    const apr_array_header_t *keys,
+                                    const char *token, const char **why)
+{
+    const char *dot1, *dot2, *alg, *kid;
+    json_t *hdr;
+    const rt_key *k;
+    unsigned char *sig, *payload;
+    apr_size_t sig_len, len, n = strlen(token);
 
     if (n > TOKEN_MAX) {
         REFUSE("token too long");
@@ -139,7 +139,7 @@ json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
     if (json_object_get(hdr, "kid") != NULL && kid == NULL) {
         REFUSE("kid is not a string");
     }
-    k = pick_key(v, kid);
+    k = pick_key(keys, kid);
     if (k == NULL) {
         REFUSE("no key with this kid");
     }
@@ -153,8 +153,21 @@ json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
                        (apr_size_t)(dot2 - token), sig, sig_len)) {
         REFUSE("bad signature");
     }
-    claims = decode_json(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1));
-    if (claims == NULL) {
+    payload = b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &len);
+    if (payload == NULL || memchr(payload, '\0', len) != NULL) {
+        REFUSE("malformed claims");
+    }
+    return (const char *)payload;
+}
+
+json_t *rt_jwt_check_claims(apr_pool_t *p, const rt_verify_params *v,
+                            const char *payload, const char **why)
+{
+    json_t *claims =
+        rt_json_pool_own(p, json_loads(payload, JSON_REJECT_DUPLICATES, NULL));
+    json_t *exp, *nbf;
+
+    if (!json_is_object(claims)) {
         REFUSE("malformed claims");
     }
     exp = json_object_get(claims, "exp");
@@ -178,6 +191,15 @@ json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
     if (!aud_ok(v, json_object_get(claims, "aud"))) {
         REFUSE("wrong audience");
     }
-#undef REFUSE
     return claims;
+}
+
+#undef REFUSE
+
+json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
+                      const char *token, const char **why)
+{
+    const char *payload = rt_jwt_verify_signature(p, v->keys, token, why);
+
+    return payload ? rt_jwt_check_claims(p, v, payload, why) : NULL;
 }

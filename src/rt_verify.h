@@ -19,4 +19,14 @@ typedef struct rt_verify_params {
 json_t *rt_jwt_verify(apr_pool_t *p, const rt_verify_params *v,
                       const char *token, const char **why);
 
+/* The two halves of rt_jwt_verify, so that a verified signature can be
+ * remembered while the time, issuer and audience checks run every time:
+ * the payload JSON text of a token whose header and signature verify with
+ * one of keys, and the claims of a payload that pass the checks of v. */
+const char *rt_jwt_verify_signature(apr_pool_t *p,
+                                    const apr_array_header_t *keys,
+                                    const char *token, const char **why);
+json_t *rt_jwt_check_claims(apr_pool_t *p, const rt_verify_params *v,
+                            const char *payload, const char **why);
+
 #endif

@@ -216,7 +216,9 @@ check_error(token_call($port, '{"grantType":"refresh_token","refreshToken":42}')
         or diag(log_tail($access_log, 10));
     my $log = slurp($access_log) // '';
     ok(index($log, $r) < 0 && index($log, url_encode($r)) < 0, 'access_log: the refresh token is not there');
-    unlike($log, qr{tokens/refresh\?refresh_token}, 'access_log: no legacy refresh query at all');
+    # (httpd itself refuses an overlong request line with 414 before the
+    # module runs; t/30_hostile.t sends such lines on purpose)
+    unlike($log, qr{tokens/refresh\?refresh_token[^\n]*" (?!414 )}, 'access_log: no legacy refresh query at all');
 }
 
 # --- RunaiTokenRefreshLifetime 4: absolute from the login, not sliding -------------

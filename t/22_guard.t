@@ -192,6 +192,13 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     refused('/guard/', rs256(exp => $now - 120), 'expired 120 s ago, leeway 30');
     accepted('/guard/lenient', rs256(exp => $now - 120), 'expired 120 s ago, leeway 300');
     refused('/guard/lenient', rs256(exp => $now - 600), 'expired 600 s ago, leeway 300');
+    # The module remembers tokens whose signature verified; expiry is still
+    # checked on every request.
+    my $short = rs256(exp => time + 2, sub => 'svc-short');
+    accepted('/guard/strict', $short, 'short-lived token while valid');
+    accepted('/guard/strict', $short, 'short-lived token again (signature remembered)');
+    sleep 3;
+    refused('/guard/strict', $short, 'the same token once expired, although its signature verified before');
     accepted('/guard/', rs256(nbf => $now + 10), 'nbf 10 s ahead, within the leeway');
     refused('/guard/strict', rs256(nbf => $now + 10), 'nbf 10 s ahead, leeway 0');
     refused('/guard/', rs256(nbf => $now + 120), 'not yet valid (nbf 120 s ahead)');

@@ -933,7 +933,7 @@ sub guard {
                   method => 'GET', path => '/v1/k8s/auth/token/exchange?redirect_uri=' . url_encode($cb)
                   . '%00.evil.example&code=' . url_encode($C{legacy_ruri}));
     reply_of($res);
-    expect('legacy refresh aimed at a live token: a broken escape appended', 401, method => 'POST',
+    expect('legacy refresh aimed at a live token: a broken escape appended', 400, method => 'POST',
            path => '/v1/k8s/auth/oauth/tokens/refresh?refresh_token=' . url_encode($R{legacy_dup}) . '%zz');
 }
 
