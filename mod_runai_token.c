@@ -165,23 +165,27 @@ static const rt_route *find_route(const char *path, const rt_server_conf *sc)
 /* Reads a legacy route's query as a form (same decoding and refusals as
  * the OAuth dialect: no NUL, no parameter twice), then keeps the secrets
  * out of the access log (%r, %q) by redacting the query. */
-static rt_error *read_query(request_rec *r, rt_fields *f)
+static rt_error *read_query(request_rec *r, const char *args, rt_fields *f)
 {
     rt_error *err = NULL;
 
     memset(f, 0, sizeof(*f));
-    if (r->args != NULL) {
-        err = rt_form_parse(r->pool, r->args, strlen(r->args), f);
-        if (err != NULL && err->status == 400 && r->args[0] == '\0') {
-            err = NULL; /* "?" alone: no parameters */
-        }
-        r->args = "redacted";
-        r->parsed_uri.query = r->args;
-        r->unparsed_uri = apr_pstrcat(r->pool, r->uri, "?redacted", NULL);
-        r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri,
-                                     " ", r->protocol, NULL);
+    if (args != NULL && *args != '\0') {
+        err = rt_form_parse(r->pool, args, strlen(args), f);
     }
     return err;
+}
+
+/* Keeps a query out of the access log (%r, %q): the legacy routes carry
+ * refresh tokens and codes there, also when sent to a wrong method or a
+ * mistyped path. */
+static void redact_query(request_rec *r)
+{
+    r->args = "redacted";
+    r->parsed_uri.query = r->args;
+    r->unparsed_uri = apr_pstrcat(r->pool, r->uri, "?redacted", NULL);
+    r->the_request = apr_pstrcat(r->pool, r->method, " ", r->unparsed_uri, " ",
+                                 r->protocol, NULL);
 }
 
 static int fail(request_rec *r, int status, const char *message)
@@ -241,6 +245,7 @@ static int rt_handler(request_rec *r)
     rt_ctx c = {0};
     rt_error *err = NULL;
     json_t *reply = NULL;
+    const char *args;
 
     if (r->handler == NULL || strcmp(r->handler, HANDLER_NAME) != 0) {
         return DECLINED;
@@ -249,6 +254,12 @@ static int rt_handler(request_rec *r)
     c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
     c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
     route = find_route(r->uri, c.sc);
+    /* Only the authorize endpoint reads its query as is (it holds no
+     * secret); every other query is read here, then redacted. */
+    args = r->args;
+    if (args != NULL && (route == NULL || route->grant != rt_authorize)) {
+        redact_query(r);
+    }
     if (route == NULL) {
         return fail(r, HTTP_NOT_FOUND, "not found");
     }
@@ -275,7 +286,7 @@ static int rt_handler(request_rec *r)
     }
     if (route->query) {
         c.param_names = 1;
-        err = read_query(r, &c.f);
+        err = read_query(r, args, &c.f);
         if (err != NULL) {
             c.outcome = "bad_request";
         }

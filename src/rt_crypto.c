@@ -18,13 +18,11 @@ static void fetch(void)
     hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 }
 
-void rt_sha256(const void *data, apr_size_t len,
-               unsigned char out[RT_SHA256_LEN])
+int rt_sha256(const void *data, apr_size_t len,
+              unsigned char out[RT_SHA256_LEN])
 {
     pthread_once(&fetched, fetch);
-    if (sha256 == NULL || !EVP_Digest(data, len, out, NULL, sha256, NULL)) {
-        memset(out, 0, RT_SHA256_LEN);
-    }
+    return sha256 != NULL && EVP_Digest(data, len, out, NULL, sha256, NULL);
 }
 
 struct rt_hmac {

@@ -8,8 +8,9 @@
 
 #define RT_SHA256_LEN 32
 
-void rt_sha256(const void *data, apr_size_t len,
-               unsigned char out[RT_SHA256_LEN]);
+/* 0 on failure: callers must not use out then. */
+int rt_sha256(const void *data, apr_size_t len,
+              unsigned char out[RT_SHA256_LEN]);
 
 /* An HMAC-SHA256 key, prepared once; NULL on failure. Freed with p. */
 typedef struct rt_hmac rt_hmac;

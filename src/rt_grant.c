@@ -98,7 +98,9 @@ static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
     key = APR_ARRAY_IDX(c->sc->keys, 0, rt_key *);
     at = claims_base(c, l, audience(c), now);
     json_object_set_new(at, "jti", json_string(jti));
-    json_object_update(at, l->profile);
+    /* Profile claims never replace the module's own: a record read back
+     * from the store is not trusted to. */
+    json_object_update_missing(at, l->profile);
     *access = rt_jwt_sign(c->r->pool, key, at);
     if (id != NULL) {
         json_t *it =
@@ -108,7 +110,7 @@ static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
         if (l->nonce != NULL) {
             json_object_set_new(it, "nonce", json_string(l->nonce));
         }
-        json_object_update(it, l->profile);
+        json_object_update_missing(it, l->profile);
         *id = rt_jwt_sign(c->r->pool, key, it);
     }
     if (*access == NULL || (id != NULL && *id == NULL)) {

@@ -103,7 +103,9 @@ static char *sha256_b64url(apr_pool_t *p, const char *s)
 {
     unsigned char md[RT_SHA256_LEN];
 
-    rt_sha256(s, strlen(s), md);
+    if (!rt_sha256(s, strlen(s), md)) {
+        return NULL;
+    }
     return rt_b64url(p, md, sizeof(md));
 }
 
@@ -287,6 +289,9 @@ const char *rt_key_load(apr_pool_t *p, const char *spec, const char *kid,
         return err;
     }
     k->kid = kid ? apr_pstrdup(p, kid) : sha256_b64url(p, thumb_input);
+    if (k->kid == NULL) {
+        return apr_psprintf(p, "cannot compute the key id of '%s'", k->file);
+    }
     if (k->jwk != NULL) {
         json_object_set_new(k->jwk, "kid", json_string(k->kid));
         json_object_set_new(k->jwk, "alg", json_string(k->alg_name));

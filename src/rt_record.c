@@ -4,12 +4,17 @@
 
 #include <string.h>
 
-void rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
-                   const char *material, apr_size_t len)
+int rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
+                  const char *material, apr_size_t len)
 {
-    key[0] = 'R';
-    key[1] = (unsigned char)kind;
-    rt_sha256(material, len, key + 2);
+    /* The hash comes first: shmcb picks a subcache by the first bytes of
+     * a key, so a fixed prefix would crowd every record into one. */
+    if (!rt_sha256(material, len, key)) {
+        return 0;
+    }
+    key[RT_SHA256_LEN] = (unsigned char)kind;
+    key[RT_SHA256_LEN + 1] = 'R';
+    return 1;
 }
 
 char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,

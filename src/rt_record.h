@@ -1,5 +1,5 @@
-/* Records of the session store (SPEC §3.3-3.5), pure: keys are a kind
- * byte and the SHA-256 of the secret material (never the secret itself);
+/* Records of the session store (SPEC §3.3-3.5), pure: keys are the
+ * SHA-256 of the secret material (never the secret itself) and a kind byte;
  * values are JSON carrying a format version and their own expiry. */
 #ifndef RT_RECORD_H
 #define RT_RECORD_H
@@ -17,11 +17,12 @@ typedef enum {
 } rt_rec_kind;
 
 #define RT_REC_VERSION 1
-#define RT_REC_KEY_LEN 34 /* 'R', kind, SHA-256 */
+#define RT_REC_KEY_LEN 34 /* SHA-256, kind, 'R' */
 #define RT_REC_MAX 32768  /* largest encoded value */
 
-void rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
-                   const char *material, apr_size_t len);
+/* 0 when the hash failed: no key then. */
+int rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
+                  const char *material, apr_size_t len);
 
 /* {"v":1,"exp":exp,"d":data}; NULL when it would exceed RT_REC_MAX. */
 char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,

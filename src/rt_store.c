@@ -212,7 +212,9 @@ static rt_store_status confirm_miss(request_rec *r)
     json_t *empty = json_object();
     rt_store_status st;
 
-    rt_record_key(key, RT_REC_PING, "ping", 4);
+    if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
+        return RT_STORE_DOWN;
+    }
     st = raw_put(r, key, apr_time_sec(r->request_time) + 60, empty);
     json_decref(empty);
     return st == RT_STORE_OK ? RT_STORE_NOTFOUND : RT_STORE_DOWN;
@@ -272,7 +274,9 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
     if (instance == NULL) {
         return RT_STORE_DOWN;
     }
-    rt_record_key(key, kind, material, strlen(material));
+    if (!rt_record_key(key, kind, material, strlen(material))) {
+        return RT_STORE_DOWN;
+    }
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
     }
@@ -293,7 +297,9 @@ rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
     if (instance == NULL) {
         return RT_STORE_DOWN;
     }
-    rt_record_key(key, kind, material, strlen(material));
+    if (!rt_record_key(key, kind, material, strlen(material))) {
+        return RT_STORE_DOWN;
+    }
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
     }
@@ -313,7 +319,9 @@ rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
     if (instance == NULL) {
         return RT_STORE_DOWN;
     }
-    rt_record_key(key, kind, material, strlen(material));
+    if (!rt_record_key(key, kind, material, strlen(material))) {
+        return RT_STORE_DOWN;
+    }
     /* Always under the mutex: it makes get+remove one step on this host;
      * across hosts only the request whose remove succeeds holds the
      * record. */
@@ -341,7 +349,9 @@ rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
     if (instance == NULL) {
         return RT_STORE_DOWN;
     }
-    rt_record_key(key, kind, material, strlen(material));
+    if (!rt_record_key(key, kind, material, strlen(material))) {
+        return RT_STORE_DOWN;
+    }
     if (locked && !lock(r)) {
         return RT_STORE_DOWN;
     }
@@ -364,7 +374,9 @@ rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
     if (instance == NULL) {
         return RT_STORE_DOWN;
     }
-    rt_record_key(key, kind, material, strlen(material));
+    if (!rt_record_key(key, kind, material, strlen(material))) {
+        return RT_STORE_DOWN;
+    }
     if (!lock(r)) {
         return RT_STORE_DOWN;
     }

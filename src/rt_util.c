@@ -349,7 +349,9 @@ int rt_pkce_s256_ok(const char *verifier, const char *challenge)
     if (!rt_pkce_syntax_ok(verifier)) {
         return 0;
     }
-    rt_sha256(verifier, strlen(verifier), md);
+    if (!rt_sha256(verifier, strlen(verifier), md)) {
+        return 0;
+    }
     rt_b64url_to(enc, md, sizeof(md));
     return rt_ct_streq(enc, challenge);
 }

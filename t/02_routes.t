@@ -9,6 +9,7 @@ use lib "$FindBin::Bin/lib";
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
 use RunaiTest;
+use File::Spec::Functions qw(catfile);
 
 my $s = secrets();
 my $app = 'app-md5';
@@ -113,4 +114,30 @@ for my $case (
     check_error($res, 400, undef, 'POST /api/v1/token, non-object');
     check_legacy_headers($res, 'POST /api/v1/token, non-object', 0);
 }
+# --- a secret in the query stays out of the access log, whatever the answer ---
+{
+    my $marker = 'QuerySecret' . int(rand(1e9)) . 'X' x 20;
+    for my $case (
+        [GET  => "/v1/k8s/auth/oauth/tokens/refresh?refresh_token=$marker", 405, 'refresh, wrong method'],
+        [POST => "/v1/k8s/auth/token/exchange?code=$marker&redirect_uri=x", 405, 'exchange, wrong method'],
+        [POST => "/v1/k8s/auth/oauth/tokens/refreshx?refresh_token=$marker", 404, 'mistyped path'],
+    ) {
+        my($method, $path, $status, $name) = @$case;
+        my $res = http($method => $path, body => '{}');
+        is($res->code, $status, "query secret, $name: $status");
+    }
+    my $log = catfile(Apache::Test::vars('t_logs'), 'access_log');
+    my $text = '';
+    for (1 .. 50) {
+        open my $fh, '<', $log or last;
+        local $/;
+        $text = <$fh>;
+        last if ($text =~ tr/\n//) && $text =~ /refreshx\?redacted/;
+        select undef, undef, undef, 0.1;
+    }
+    unlike($text, qr/\Q$marker\E/, 'query secrets of 404 and 405 answers are not in the access log');
+    like($text, qr{"POST /v1/k8s/auth/oauth/tokens/refreshx\?redacted HTTP/1\.1" 404 },
+         'the access log shows the mistyped path with its query redacted');
+}
+
 done_testing();

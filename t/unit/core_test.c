@@ -340,8 +340,14 @@ static void test_records(void)
 
     rt_record_key(k1, RT_REC_CODE, "secret", 6);
     rt_record_key(k2, RT_REC_REFRESH, "secret", 6);
-    ok(k1[1] == 'c' && k2[1] == 'r' && memcmp(k1 + 2, k2 + 2, 32) == 0,
-       "record keys: kind byte, then SHA-256 of the material");
+    ok(k1[32] == 'c' && k2[32] == 'r' && memcmp(k1, k2, 32) == 0,
+       "record keys: SHA-256 of the material, then the kind byte");
+    {
+        unsigned char k3[RT_REC_KEY_LEN];
+        rt_record_key(k3, RT_REC_CODE, "other", 5);
+        ok(k3[0] != k1[0] || k3[1] != k1[1],
+           "record keys start with hash bytes (shmcb spreads keys by them)");
+    }
     ok(memmem(k1, sizeof(k1), "secret", 6) == NULL,
        "record key does not hold the secret");
     ok(enc != NULL && strstr(enc, "\"v\":1") && strstr(enc, "\"exp\":2000"),
