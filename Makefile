@@ -1,8 +1,9 @@
 # mod_runai_token — see README.md. Run ./configure first (make does it for you).
 
-# `make run` and `make test` install what is missing and configure first,
-# then build in a sub-make that reads config.mk.
-ifeq ($(filter run test,$(MAKECMDGOALS)),)
+# `make run`, `make test`, `make test-asan` and `make leakcheck` install
+# what is missing and configure first, then build in a sub-make that reads
+# config.mk.
+ifeq ($(filter run test test-asan leakcheck,$(MAKECMDGOALS)),)
 -include config.mk
 endif
 
@@ -19,7 +20,8 @@ UNIT_BIN = t/unit/bin/core_test
 TOOLS    = t/bin/jwt_verify
 CC      ?= cc
 
-.PHONY: all install test check demo unit test-tools run bench clean distclean format
+.PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
+        clean distclean format
 
 all: $(SO)
 
@@ -67,6 +69,35 @@ check: all unit test-tools
 	APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -clean >/dev/null 2>&1 || true
 	APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -apxs $(APXS) $(TEST_FLAGS)
 
+# The whole suite against the module built with ASan and UBSan (into
+# build/asan; .libs is not touched), httpd with the sanitizer runtime
+# preloaded, then the request mix of leakcheck under LeakSanitizer. Fails
+# on a failed test or on any sanitizer report. See docs/sanitizers.md.
+test-asan:
+	scripts/deps.sh --sanitizers
+	[ -d t/node/node_modules ] || [ ! -f t/node/package-lock.json ] || \
+	    npm ci --prefix t/node --no-audit --no-fund
+	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
+	$(MAKE) check-asan
+
+SAN_ENV = APXS='$(APXS)' DEP_CFLAGS='$(DEP_CFLAGS)' DEP_LIBS='$(DEP_LIBS)' \
+          APR_LIBS='$(APR_LIBS)' SRCS='$(SRCS)' CORE='$(CORE)' WARN='$(WARN)' \
+          TEST_FLAGS='$(TEST_FLAGS)'
+
+check-asan: test-tools
+	$(SAN_ENV) scripts/test-asan.sh
+
+# httpd -X under valgrind memcheck through every route and error path
+# (scripts/leakcheck.py); fails on a block lost by the module, libjwt or
+# jansson. See docs/sanitizers.md.
+leakcheck:
+	scripts/deps.sh --sanitizers
+	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
+	$(MAKE) check-leaks
+
+check-leaks: all
+	APXS='$(APXS)' scripts/leakcheck.sh
+
 run:
 	scripts/deps.sh --build-only
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
@@ -85,7 +116,7 @@ format:
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o \
-	    t/unit/bin t/bin
+	    t/unit/bin t/bin build
 	-[ -f t/TEST.PL ] && APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -clean >/dev/null 2>&1 || true
 
 distclean: clean

@@ -3,6 +3,8 @@
 #
 #   scripts/deps.sh               everything: build, `make run` and `make test`
 #   scripts/deps.sh --build-only  what `make` and `make run` need
+#   scripts/deps.sh --sanitizers  everything, and what `make test-asan` and
+#                                 `make leakcheck` need (clang, valgrind)
 #   scripts/deps.sh --check       only report; exit 1 if something is missing
 #
 # As root it installs the missing packages with apt-get (running
@@ -19,9 +21,12 @@ TEST_PKGS="libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl lib
 # The conformance tests run npm packages (t/node); Debian's nodejs only
 # when the machine has no node of its own.
 command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"
+# make test-asan: clang 14 with its ASan/UBSan runtime, llvm-symbolizer-14
+# for the reports; make leakcheck: valgrind. See docs/sanitizers.md.
+SAN_PKGS="clang-14 libclang-rt-14-dev llvm-14 valgrind"
 
 usage() {
-    sed -n '2,11s/^# \{0,1\}//p' "$0"
+    sed -n '2,13s/^# \{0,1\}//p' "$0"
 }
 
 mode=all
@@ -30,6 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --build-only) mode=build ;;
         --all) mode=all ;;
+        --sanitizers) mode=sanitizers ;;
         --check) check_only=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -37,8 +43,11 @@ for arg in "$@"; do
 done
 
 wanted="$BUILD_PKGS $RUN_PKGS"
-if [ "$mode" = all ]; then
+if [ "$mode" = all ] || [ "$mode" = sanitizers ]; then
     wanted="$wanted $TEST_PKGS"
+fi
+if [ "$mode" = sanitizers ]; then
+    wanted="$wanted $SAN_PKGS"
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

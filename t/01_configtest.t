@@ -12,9 +12,9 @@ use File::Spec::Functions qw(catfile);
 use File::Temp qw(tempdir);
 use RunaiTest;
 
-my $httpd = '/usr/sbin/apache2';
+my $httpd = $ENV{RUNAI_HTTPD} || '/usr/sbin/apache2';
 my $mods = '/usr/lib/apache2/modules';
-my $so = catfile(Apache::Test::vars('top_dir'), '.libs', 'mod_runai_token.so');
+my $so = $ENV{RUNAI_TOKEN_MODULE} || catfile(Apache::Test::vars('top_dir'), '.libs', 'mod_runai_token.so');
 ok(-f $so, "the built module exists: $so") or BAIL_OUT("build the module first (make)");
 
 my $dir = tempdir('runai-configtest-XXXXXX', TMPDIR => 1, CLEANUP => 1);

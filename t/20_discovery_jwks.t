@@ -271,7 +271,7 @@ sub guard_status {
 # ---------------------------------------------------------------------------
 # Rotation for real: an httpd of our own, reconfigured by graceful restarts.
 my $httpd = Apache::Test::vars('httpd');
-my $so = catfile(Apache::Test::vars('top_dir'), '.libs', 'mod_runai_token.so');
+my $so = $ENV{RUNAI_TOKEN_MODULE} || catfile(Apache::Test::vars('top_dir'), '.libs', 'mod_runai_token.so');
 my $t = t_dir();
 my $rot_dir = tempdir('runai-rotation-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 chmod 0755, $rot_dir;

@@ -44,7 +44,9 @@ my(%SERVICES, %HTTPDS);         # what is running, by PID / by name
 my @DIRS;                       # temp dirs, removed at the end
 my $KEEP = $ENV{RUNAI_KEEP_HOSTS};   # keep temp dirs (logs) for debugging
 my $MODULES = '/usr/lib/apache2/modules';
-my $HTTPD = '/usr/sbin/apache2';
+# RUNAI_HTTPD: another httpd binary or a wrapper (make test-asan's preloads
+# the sanitizer runtime).
+my $HTTPD = $ENV{RUNAI_HTTPD} || '/usr/sbin/apache2';
 
 # --- small utilities --------------------------------------------------------
 
@@ -253,9 +255,10 @@ sub restart_service {
 sub t_dir { abs_path("$FindBin::Bin") }
 sub fixture_path { catfile(t_dir(), 'fixtures', @_) }
 
-# The module built in this tree, found from the test file (t/NN_x.t).
+# The module built in this tree, found from the test file (t/NN_x.t), or
+# the one RUNAI_TOKEN_MODULE names (see t/TEST.PL).
 sub module_path {
-    my $so = catfile(t_dir(), '..', '.libs', 'mod_runai_token.so');
+    my $so = $ENV{RUNAI_TOKEN_MODULE} || catfile(t_dir(), '..', '.libs', 'mod_runai_token.so');
     die "the module is not built: $so (run make)\n" unless -f $so;
     return abs_path($so);
 }
