@@ -22,6 +22,8 @@ static void form(apr_pool_t *p, const uint8_t *data, size_t size)
     for (int i = 0; i < RT_F__COUNT; i++) {
         if (f.v[i] != NULL) {
             FUZZ_CHECK(rt_utf8_valid(f.v[i], strlen(f.v[i])));
+            /* The name error messages use for it. */
+            FUZZ_CHECK(rt_form_param_name((rt_field_id)i) != NULL);
         }
     }
     FUZZ_CHECK(f.v[RT_F_GRANT_TYPE] == NULL ||

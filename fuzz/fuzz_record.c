@@ -1,6 +1,8 @@
 /* libFuzzer target: the store record decoder (rt_record_decode). The input
  * is a value as a socache provider hands it back, at most RT_REC_MAX bytes.
- * A record that decodes is encoded again and must decode to the same data. */
+ * A record that decodes is encoded again and must decode to the same data.
+ * The input is also hashed into a record key, as a client's code or
+ * refresh token is (rt_record_key). */
 #include "fuzz_common.h"
 #include "rt_record.h"
 
@@ -25,6 +27,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     p = fuzz_pool();
+    {
+        unsigned char k1[RT_REC_KEY_LEN], k2[RT_REC_KEY_LEN];
+
+        rt_record_key(k1, RT_REC_CODE, (const char *)data, size);
+        rt_record_key(k2, RT_REC_REFRESH, (const char *)data, size);
+        FUZZ_CHECK(k1[0] == 'R' && k1[1] == RT_REC_CODE &&
+                   memcmp(k1 + 2, k2 + 2, RT_REC_KEY_LEN - 2) == 0);
+    }
     d = rt_record_decode(p, data, size, NOW);
     if (d != NULL) {
         FUZZ_CHECK(json_is_object(d));

@@ -1,5 +1,6 @@
 /* libFuzzer target: the bearer token verifier (rt_jwt_verify). Each input,
- * up to its first NUL, is the token of an "Authorization: Bearer" header.
+ * up to its first NUL, is the token of an "Authorization: Bearer" header;
+ * an input that is a JSON object is also signed as claims and verified.
  *
  * The keys (RSA-2048, EC P-256, a 40-byte HMAC secret) are derived from
  * fixed labels with OpenSSL at start-up, written as files to a temporary
@@ -23,7 +24,18 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
 #include <sanitizer/lsan_interface.h>
+#define LSAN_DISABLE() __lsan_disable()
+#define LSAN_ENABLE() __lsan_enable()
+#endif
+#endif
+#ifndef LSAN_DISABLE /* the coverage build has no sanitizer */
+#define LSAN_DISABLE()
+#define LSAN_ENABLE()
+#endif
 
 #define NOW 1700000000
 #define LEEWAY 30
@@ -296,9 +308,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
      * jansson objects are in pool memory, which APR gets with mmap and
      * LeakSanitizer does not scan. Without this every leak check in the
      * run would report them (they are freed at exit by the pool). */
-    __lsan_disable();
+    LSAN_DISABLE();
     load_keys();
-    __lsan_enable();
+    LSAN_ENABLE();
     a = apr_array_make(fuzz_root, 2, sizeof(const char *));
     APR_ARRAY_PUSH(a, const char *) = aud[0];
     APR_ARRAY_PUSH(a, const char *) = aud[1];
@@ -313,31 +325,73 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* 1 when the claims name one of the configured audiences. */
+static int has_audience(const rt_verify_params *v, json_t *aud)
+{
+    json_t *item;
+    size_t i;
+
+    if (json_is_string(aud)) {
+        for (int j = 0; j < v->audience->nelts; j++) {
+            if (strcmp(json_string_value(aud),
+                       APR_ARRAY_IDX(v->audience, j, const char *)) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    json_array_foreach(aud, i, item)
+    {
+        if (json_is_string(item) && has_audience(v, item)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void verify(apr_pool_t *p, const rt_verify_params *v, const char *tok)
 {
     const char *why = NULL, *iss;
-    json_t *claims = rt_jwt_verify(p, v, tok, &why);
+    json_t *claims = rt_jwt_verify(p, v, tok, &why), *exp, *nbf;
 
     if (claims == NULL) {
         FUZZ_CHECK(why != NULL);
         return;
     }
-    /* Accepted: every claims check held. */
+    /* Accepted: every claims check held, none skipped for being absent. */
     FUZZ_CHECK(why == NULL && json_is_object(claims));
     iss = json_string_value(json_object_get(claims, "iss"));
     FUZZ_CHECK(iss != NULL && strcmp(iss, ISSUER) == 0);
-    FUZZ_CHECK(json_number_value(json_object_get(claims, "exp")) + LEEWAY >
-               NOW);
+    exp = json_object_get(claims, "exp");
+    FUZZ_CHECK(json_is_number(exp) && json_number_value(exp) + LEEWAY > NOW);
+    nbf = json_object_get(claims, "nbf");
+    FUZZ_CHECK(nbf == NULL ||
+               (json_is_number(nbf) && json_number_value(nbf) - LEEWAY <= NOW));
+    FUZZ_CHECK(has_audience(v, json_object_get(claims, "aud")));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
     char *tok = fuzz_cstr(data, size);
+    json_t *claims;
 
     verify(p, &all_keys, tok);
     for (int i = 0; i < 3; i++) {
         verify(p, &one_key[i], tok);
+    }
+    /* A signature cannot be forged, so mutated claims never reach the
+     * claims checks: an input that is a JSON object is also signed as the
+     * claims of an HS256 token, which is then verified. */
+    claims = rt_json_pool_own(
+        p, json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, NULL));
+    if (json_is_object(claims)) {
+        char *signed_tok = rt_jwt_sign(p, key_hs, claims);
+
+        if (signed_tok != NULL) {
+            verify(p, &all_keys, signed_tok);
+            verify(p, &one_key[2], signed_tok);
+        }
     }
     free(tok);
     apr_pool_destroy(p);

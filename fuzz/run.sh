@@ -8,6 +8,8 @@
 #   FUZZ_MERGE=1         merge new interesting inputs into fuzz/corpus/
 #   FUZZ_WORK=DIR        scratch directory (default: a new one under /tmp)
 #   FUZZ_ARGS="..."      extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
+#   FUZZ_COVERAGE=1      also report the line coverage of each target's
+#                        parser file (llvm-cov-14) over the final corpus
 #   CC=clang-14          the compiler
 #
 # The committed corpus is copied to the scratch directory and fuzzed there,
@@ -54,6 +56,36 @@ for t in $TARGETS; do
         $DEP_LIBS
 done
 
+# The core file each target is about, for the line coverage column.
+parser_of() {
+    case "$1" in
+    fuzz_json_request) echo src/rt_request.c ;;
+    fuzz_form) echo src/rt_form.c ;;
+    fuzz_verify) echo src/rt_verify.c ;;
+    fuzz_record) echo src/rt_record.c ;;
+    fuzz_authreq) echo src/rt_authreq.c ;;
+    esac
+}
+
+# Line coverage of the parser file after running the corpus once through a
+# build with source-based coverage (no sanitizers): "87.5%", or "-".
+line_coverage() {
+    local t=$1 corpus=$2 file bin prof
+    file=$(parser_of "$t")
+    [ "${FUZZ_COVERAGE:-0}" = 1 ] && [ -n "$file" ] || { echo -; return; }
+    bin="$WORK/cov/$t"
+    prof="$WORK/cov/$t.profdata"
+    mkdir -p "$WORK/cov"
+    # shellcheck disable=SC2086
+    $CC -g -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
+        $DEP_CFLAGS -Isrc -o "$bin" "fuzz/$t.c" $CORE $DEP_LIBS
+    LLVM_PROFILE_FILE="$WORK/cov/$t.profraw" "$bin" -runs=0 "$corpus" \
+        >"$WORK/logs/$t.cov.log" 2>&1 || true
+    llvm-profdata-14 merge -sparse -o "$prof" "$WORK/cov/$t.profraw"
+    llvm-cov-14 report "$bin" -instr-profile="$prof" "$file" |
+        awk '$1 == "TOTAL" { print $10 }'
+}
+
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
@@ -88,7 +120,8 @@ for t in $TARGETS; do
         echo "!! $t failed; last lines of $log:"
         tail -n 40 "$log"
     fi
-    rows+=("$t ${SECONDS_EACH} ${execs:-?} ${rate:-?} ${cov:-?} ${ft:-?} $crashes")
+    lines=$(line_coverage "$t" "$corpus")
+    rows+=("$t ${SECONDS_EACH} ${execs:-?} ${rate:-?} ${cov:-?} ${ft:-?} ${lines:--} $crashes")
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" = 0 ]; then
         mkdir -p "fuzz/corpus/$t"
         "$WORK/bin/$t" -merge=1 "fuzz/corpus/$t" "$corpus" \
@@ -98,11 +131,14 @@ for t in $TARGETS; do
 done
 
 echo
-printf '%-18s %8s %12s %9s %6s %7s %8s\n' target seconds executions execs/s cov ft crashes
+printf '%-18s %8s %12s %9s %6s %7s %7s %8s\n' \
+    target seconds executions execs/s cov ft lines crashes
 for r in "${rows[@]}"; do
     # shellcheck disable=SC2086
-    printf '%-18s %8s %12s %9s %6s %7s %8s\n' $r
+    printf '%-18s %8s %12s %9s %6s %7s %7s %8s\n' $r
 done
+echo "cov/ft: libFuzzer's edges/features in the instrumented core (system"
+echo "libraries are not instrumented); lines: of the parser file, FUZZ_COVERAGE=1"
 echo
 echo "logs: $WORK/logs"
 if [ "$failed" != 0 ]; then
