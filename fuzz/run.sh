@@ -18,12 +18,11 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-repo=$(pwd)
 
 SECONDS_EACH=${FUZZ_SECONDS:-60}
 CC=${CC:-clang-14}
 [[ "$CC" == clang* ]] || CC=clang-14
-ALL_TARGETS=$(cd fuzz && ls fuzz_*.c | sed 's/\.c$//')
+ALL_TARGETS=$(for f in fuzz/fuzz_*.c; do basename "${f%.c}"; done)
 TARGETS=${FUZZ_TARGETS:-$ALL_TARGETS}
 WORK=${FUZZ_WORK:-$(mktemp -d "${TMPDIR:-/tmp}/rt_fuzz.XXXXXX")}
 mkdir -p "$WORK"/{bin,obj,corpus,artifacts,logs}
@@ -32,11 +31,15 @@ command -v "$CC" >/dev/null ||
     { echo "fuzz: $CC not found: install clang-14 and libclang-rt-14-dev" >&2; exit 2; }
 
 # The core sources are the Makefile's CORE list: the very code the module
-# links, nothing copied.
-CORE=$(make -s --no-print-directory -f Makefile \
+# links, nothing copied. -o config.mk: reading it must not run ./configure.
+# shellcheck disable=SC2016
+CORE=$(make -s --no-print-directory -o config.mk -f Makefile \
     --eval 'print-core: ; @echo $(CORE)' print-core)
+[ -n "$CORE" ] || { echo "fuzz: no CORE sources in the Makefile" >&2; exit 2; }
 PKGS="apr-1 apr-util-1 jansson libjwt libcrypto"
+# shellcheck disable=SC2086
 DEP_CFLAGS=$(pkg-config --cflags $PKGS)
+# shellcheck disable=SC2086
 DEP_LIBS=$(pkg-config --libs $PKGS)
 SAN="-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all"
 CFLAGS="-g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror $SAN"
@@ -72,7 +75,10 @@ parser_of() {
 line_coverage() {
     local t=$1 corpus=$2 file bin prof
     file=$(parser_of "$t")
-    [ "${FUZZ_COVERAGE:-0}" = 1 ] && [ -n "$file" ] || { echo -; return; }
+    if [ "${FUZZ_COVERAGE:-0}" != 1 ] || [ -z "$file" ]; then
+        echo -
+        return
+    fi
     bin="$WORK/cov/$t"
     prof="$WORK/cov/$t.profdata"
     mkdir -p "$WORK/cov"
