@@ -10,7 +10,7 @@ endif
 MODULE   = mod_runai_token
 SRCS     = mod_runai_token.c $(wildcard src/*.c)
 HDRS     = $(wildcard src/*.h)
-# The core that needs no httpd: unit tests and (later) fuzzers link it alone.
+# The core that needs no httpd: unit tests and fuzzers link it alone.
 CORE     = src/rt_util.c src/rt_error.c src/rt_request.c src/rt_keys.c src/rt_jwt.c \
            src/rt_record.c src/rt_form.c src/rt_verify.c src/rt_oidc.c \
            src/rt_credcache.c src/rt_authreq.c src/rt_crypto.c
@@ -21,7 +21,7 @@ TOOLS    = t/bin/jwt_verify
 CC      ?= cc
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
-        clean distclean format
+        fuzz clean distclean format
 
 all: $(SO)
 
@@ -111,8 +111,12 @@ demo: all
 bench: all
 	/usr/bin/python3 bench/bench.py
 
+# libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
+fuzz:
+	fuzz/run.sh
+
 format:
-	clang-format -i mod_runai_token.c src/*.c src/*.h t/unit/*.c
+	clang-format -i mod_runai_token.c src/*.c src/*.h t/unit/*.c fuzz/*.c fuzz/*.h
 
 clean:
 	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o \

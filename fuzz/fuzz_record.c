@@ -1,0 +1,51 @@
+/* libFuzzer target: the store record decoder (rt_record_decode). The input
+ * is a value as a socache provider hands it back, at most RT_REC_MAX bytes.
+ * A record that decodes is encoded again and must decode to the same data.
+ * The input is also hashed into a record key, as a client's code or
+ * refresh token is (rt_record_key). */
+#include "fuzz_common.h"
+#include "rt_record.h"
+
+#define NOW 1700000000
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc;
+    (void)argv;
+    fuzz_init_apr();
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p;
+    json_t *d, *again;
+    char *enc;
+    apr_size_t len;
+
+    if (size > RT_REC_MAX) { /* the store never reads more */
+        return 0;
+    }
+    p = fuzz_pool();
+    {
+        unsigned char k1[RT_REC_KEY_LEN], k2[RT_REC_KEY_LEN];
+
+        rt_record_key(k1, RT_REC_CODE, (const char *)data, size);
+        rt_record_key(k2, RT_REC_REFRESH, (const char *)data, size);
+        FUZZ_CHECK(k1[0] == 'R' && k1[1] == RT_REC_CODE &&
+                   memcmp(k1 + 2, k2 + 2, RT_REC_KEY_LEN - 2) == 0);
+    }
+    d = rt_record_decode(p, data, size, NOW);
+    if (d != NULL) {
+        FUZZ_CHECK(json_is_object(d));
+        enc = rt_record_encode(p, NOW + 1, d, &len);
+        if (enc != NULL) {
+            again = rt_record_decode(p, (const unsigned char *)enc, len, NOW);
+            FUZZ_CHECK(again != NULL && json_equal(again, d));
+            FUZZ_CHECK(rt_record_decode(p, (const unsigned char *)enc, len,
+                                        NOW + 1) == NULL);
+        }
+    }
+    apr_pool_destroy(p);
+    return 0;
+}
