@@ -113,6 +113,7 @@ bench: all
 
 # libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
 fuzz:
+	scripts/deps.sh --sanitizers
 	fuzz/run.sh
 
 format:
