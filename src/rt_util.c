@@ -111,7 +111,9 @@ static void out_need(outbuf *o, apr_size_t n)
         apr_size_t cap = (o->cap + n + 1) * 2;
         char *b = apr_palloc(o->p, cap);
 
-        memcpy(b, o->buf, o->len);
+        if (o->len > 0) {
+            memcpy(b, o->buf, o->len);
+        }
         o->buf = b;
         o->cap = cap;
     }
