@@ -288,7 +288,8 @@ static void test_keys(void)
     err = rt_key_load(pool, write_key("rsa.pub", rsa, 1), "old-key", &k);
     ok(err == NULL && !k->can_sign && strcmp(k->kid, "old-key") == 0,
        "public key loads verify-only with the given kid");
-    ok(err == NULL && rt_jwt_sign(pool, k, rt_json_pool_own(pool, json_object())) == NULL,
+    ok(err == NULL &&
+           rt_jwt_sign(pool, k, rt_json_pool_own(pool, json_object())) == NULL,
        "a verify-only key does not sign");
     err = rt_key_load(pool, write_key("small.pem", small, 0), NULL, &k);
     ok(err && strstr(err, "1024") && strstr(err, "small.pem"),
