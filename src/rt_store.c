@@ -263,129 +263,118 @@ static rt_store_status raw_remove(request_rec *r, const unsigned char *key)
     return RT_STORE_OK;
 }
 
-rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
-                             const char *material, apr_int64_t exp,
-                             const json_t *data)
+/* One operation on the record of (kind, material): its arguments, and the
+ * step that runs with the key made and the lock held. */
+typedef struct op {
+    rt_store_status (*run)(request_rec *r, const unsigned char *key,
+                           struct op *o);
+    apr_int64_t exp;
+    const json_t *in;
+    json_t **out;
+    rt_store_update_fn fn;
+    void *baton;
+} op;
+
+/* Makes the key, takes the mutex (always when serialise is set, else when
+ * the provider needs it) and runs o. */
+static rt_store_status with_record(request_rec *r, rt_rec_kind kind,
+                                   const char *material, int serialise, op *o)
 {
     unsigned char key[RT_REC_KEY_LEN];
+    int locked = serialise || needs_lock();
     rt_store_status st;
-    int locked = needs_lock();
 
-    if (instance == NULL) {
+    if (instance == NULL ||
+        !rt_record_key(key, kind, material, strlen(material)) ||
+        (locked && !lock(r))) {
         return RT_STORE_DOWN;
     }
-    if (!rt_record_key(key, kind, material, strlen(material))) {
-        return RT_STORE_DOWN;
-    }
-    if (locked && !lock(r)) {
-        return RT_STORE_DOWN;
-    }
-    st = raw_put(r, key, exp, data);
+    st = o->run(r, key, o);
     if (locked) {
         unlock(r);
     }
     return st;
+}
+
+static rt_store_status op_put(request_rec *r, const unsigned char *key, op *o)
+{
+    return raw_put(r, key, o->exp, o->in);
+}
+
+static rt_store_status op_get(request_rec *r, const unsigned char *key, op *o)
+{
+    return raw_get(r, key, o->out);
+}
+
+static rt_store_status op_remove(request_rec *r, const unsigned char *key,
+                                 op *o)
+{
+    (void)o;
+    return raw_remove(r, key);
+}
+
+static rt_store_status op_take(request_rec *r, const unsigned char *key, op *o)
+{
+    rt_store_status st = raw_get(r, key, o->out);
+
+    if (st == RT_STORE_OK) {
+        st = raw_remove(r, key);
+    }
+    return st == RT_STORE_NOTFOUND ? confirm_miss(r) : st;
+}
+
+static rt_store_status op_update(request_rec *r, const unsigned char *key,
+                                 op *o)
+{
+    json_t *old = NULL, *new;
+    apr_int64_t exp = 0;
+    rt_store_status st = raw_get(r, key, &old);
+
+    if (st == RT_STORE_DOWN) {
+        return st;
+    }
+    new = o->fn(r, st == RT_STORE_OK ? old : NULL, o->baton, &exp);
+    st = new ? raw_put(r, key, exp, new) : RT_STORE_OK;
+    json_decref(new);
+    return st;
+}
+
+rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
+                             const char *material, apr_int64_t exp,
+                             const json_t *data)
+{
+    op o = {op_put, exp, data, NULL, NULL, NULL};
+    return with_record(r, kind, material, 0, &o);
 }
 
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data)
 {
-    unsigned char key[RT_REC_KEY_LEN];
-    rt_store_status st;
-    int locked = needs_lock();
-
-    if (instance == NULL) {
-        return RT_STORE_DOWN;
-    }
-    if (!rt_record_key(key, kind, material, strlen(material))) {
-        return RT_STORE_DOWN;
-    }
-    if (locked && !lock(r)) {
-        return RT_STORE_DOWN;
-    }
-    st = raw_get(r, key, data);
-    if (locked) {
-        unlock(r);
-    }
-    return st;
+    op o = {op_get, 0, NULL, data, NULL, NULL};
+    return with_record(r, kind, material, 0, &o);
 }
 
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
                               const char *material, json_t **data)
 {
-    unsigned char key[RT_REC_KEY_LEN];
-    rt_store_status st;
-
-    if (instance == NULL) {
-        return RT_STORE_DOWN;
-    }
-    if (!rt_record_key(key, kind, material, strlen(material))) {
-        return RT_STORE_DOWN;
-    }
     /* Always under the mutex: it makes get+remove one step on this host;
      * across hosts only the request whose remove succeeds holds the
      * record. */
-    if (!lock(r)) {
-        return RT_STORE_DOWN;
-    }
-    st = raw_get(r, key, data);
-    if (st == RT_STORE_OK) {
-        st = raw_remove(r, key);
-    }
-    if (st == RT_STORE_NOTFOUND) {
-        st = confirm_miss(r);
-    }
-    unlock(r);
-    return st;
+    op o = {op_take, 0, NULL, data, NULL, NULL};
+    return with_record(r, kind, material, 1, &o);
 }
 
 rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
                                 const char *material)
 {
-    unsigned char key[RT_REC_KEY_LEN];
-    rt_store_status st;
-    int locked = needs_lock();
-
-    if (instance == NULL) {
-        return RT_STORE_DOWN;
-    }
-    if (!rt_record_key(key, kind, material, strlen(material))) {
-        return RT_STORE_DOWN;
-    }
-    if (locked && !lock(r)) {
-        return RT_STORE_DOWN;
-    }
-    st = raw_remove(r, key);
-    if (locked) {
-        unlock(r);
-    }
-    return st;
+    op o = {op_remove, 0, NULL, NULL, NULL, NULL};
+    return with_record(r, kind, material, 0, &o);
 }
 
 rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
                                 const char *material, rt_store_update_fn fn,
                                 void *baton)
 {
-    unsigned char key[RT_REC_KEY_LEN];
-    json_t *old = NULL, *new;
-    apr_int64_t exp = 0;
-    rt_store_status st;
-
-    if (instance == NULL) {
-        return RT_STORE_DOWN;
-    }
-    if (!rt_record_key(key, kind, material, strlen(material))) {
-        return RT_STORE_DOWN;
-    }
-    if (!lock(r)) {
-        return RT_STORE_DOWN;
-    }
-    st = raw_get(r, key, &old);
-    if (st != RT_STORE_DOWN) {
-        new = fn(r, st == RT_STORE_OK ? old : NULL, baton, &exp);
-        st = new ? raw_put(r, key, exp, new) : RT_STORE_OK;
-        json_decref(new);
-    }
-    unlock(r);
-    return st;
+    op o = {op_update, 0, NULL, NULL, fn, baton};
+    return with_record(r, kind, material, 1, &o);
 }
