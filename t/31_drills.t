@@ -388,7 +388,7 @@ EOF
         is(token_call($p, { appID => 'app-md5', appSecret => $s->{apps}{'app-md5'} })->code, 200,
            "(c) after the refused -k $how: tokens are still issued");
     }
-    my($rc, $o1, $e1) = RunaiTest::run_capture('/usr/sbin/apache2', '-f', $h->{conf}, '-t');
+    my($rc, $o1, $e1) = RunaiTest::run_capture($ENV{RUNAI_HTTPD} || '/usr/sbin/apache2', '-f', $h->{conf}, '-t');
     my $out = "$o1$e1";
     isnt($rc, 0, '(c) apache2 -t (configtest) fails');
     like($out, $named, '(c) configtest names the directive and the file') or diag($out);
