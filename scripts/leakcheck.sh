@@ -49,6 +49,7 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/runai-leakcheck.XXXXXX")
 chmod 755 "$work"
 vpid=
 redis_pid=
+# shellcheck disable=SC2317 # called from the trap
 cleanup() {
     if [ -n "$vpid" ] && kill -0 "$vpid" 2>/dev/null; then
         kill -KILL "$vpid" 2>/dev/null || true
@@ -109,7 +110,7 @@ redis_pid=
 
 # --- the configuration ------------------------------------------------------------
 write_conf() { # phase
-    local cache= user=
+    local cache='' user=''
     [ "$1" = redis ] && cache="RunaiTokenCache redis:127.0.0.1:$redis_port"
     [ "$(id -u)" = 0 ] && user=$'User nobody\nGroup nogroup'
     cat >"$work/httpd-$1.conf" <<EOF
@@ -352,6 +353,7 @@ for phase in $phases; do
     else
         echo "== leakcheck[$phase]: $httpd_bin -X under valgrind (log: $log)"
     fi
+    # shellcheck disable=SC2054 # the commas belong to valgrind's options
     vg=(valgrind --tool=memcheck --leak-check=full --show-leak-kinds=all
         --errors-for-leak-kinds=definite,indirect --num-callers=40 --vgdb=no --keep-debuginfo=yes
         --suppressions="$supp" --gen-suppressions=all --log-file="$log")
