@@ -7,9 +7,10 @@
       valgrind: every route and every error path of the module, ROUNDS
       times. Each request states the status it must get; a request that
       gets another one is reported and the run fails (the mix must really
-      walk the paths it claims to). In the redis phase the driver starts
-      redis-server itself, kills it in the middle (the 503 paths of a
-      store that died) and starts it again (recovery).
+      walk the paths it claims to). In the redis phase the driver kills
+      the redis-server that leakcheck.sh started (--redis-pid) in the
+      middle (the 503 paths of a store that died) and starts it again on
+      the same port (recovery).
 
   leakcheck.py report LOG...
       Reads valgrind's logs: prints the leak totals, every "definitely
@@ -647,14 +648,12 @@ class Mix:
         self.oauth_dialect()
         self.malformed()
         self.documents()
-        tokens = []
+        tokens = []   # alice's access token first: the claim checks use it
         if not self.store_down:
-            for host in ("rs.test",):
-                _, _, d = self.token("token for the guard", 200, host,
-                                     {"grantType": "password", "username": "alice",
-                                      "password": self.s["alice"]})
-                j = self.json_of(d)
-                tokens += [j.get("accessToken", ""), j.get("idToken", "")][:1]
+            _, _, d = self.token("token for the guard", 200, "rs.test",
+                                 {"grantType": "password", "username": "alice",
+                                  "password": self.s["alice"]})
+            tokens.append(self.json_of(d).get("accessToken", ""))
             _, _, d = self.token("app token for the guard", 200, "rs.test",
                                  {"appID": "app-md5", "appSecret": self.s["app-md5"]})
             tokens.append(self.json_of(d).get("accessToken", ""))
@@ -663,23 +662,39 @@ class Mix:
             self.throttle(f"{self.args.phase}-{i}")
 
 
-def start_redis(port, workdir):
+def start_redis(port, workdir, log):
     exe = "/usr/bin/redis-server"
-    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", workdir],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(200):
+    with open(log, "ab") as out:
+        p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", workdir],
+                             stdout=out, stderr=subprocess.STDOUT)
+    for _ in range(400):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return p
         except OSError:
+            if p.poll() is not None:
+                break
             time.sleep(0.05)
     p.kill()
-    raise SystemExit(f"redis-server did not listen on {port}")
+    raise SystemExit(f"redis-server did not listen on {port} (see {log})")
 
 
-def stop_redis(p):
-    if p and p.poll() is None:
+def stop_redis(p, port):
+    """p: a Popen, or the PID of the redis-server leakcheck.sh started
+    (not our child: gone is when its port refuses connections)."""
+    if isinstance(p, int):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            except OSError:
+                return
+            time.sleep(0.05)
+    elif p and p.poll() is None:
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
 
@@ -689,7 +704,8 @@ def drive(args):
     redis = None
     t0 = time.time()
     if args.phase == "redis":
-        redis = start_redis(args.redis_port, args.work)
+        # started by leakcheck.sh before httpd, on the port of its config
+        redis = args.redis_pid
     try:
         rounds = args.rounds
         # redis: killed before round DOWN, back before round UP (3 rounds
@@ -699,13 +715,13 @@ def drive(args):
         for i in range(rounds):
             if args.phase == "redis" and i == down:
                 # the store dies: only 503s for what needs it
-                stop_redis(redis)
+                stop_redis(redis, args.redis_port)
                 redis = None
                 mix.store_down = True
             if args.phase == "redis" and i == up:
                 # back: pooled connections to the dead server may fail
                 # once each; then everything works again without a restart
-                redis = start_redis(args.redis_port, args.work)
+                redis = start_redis(args.redis_port, args.work, args.redis_log)
                 mix.store_down = False
                 # (APR's redis client retries a dead server after 5 s)
                 deadline = time.time() + 30
@@ -725,7 +741,7 @@ def drive(args):
             mix.revoke(login)
     finally:
         mix.c.close()
-        stop_redis(redis)
+        stop_redis(redis, args.redis_port)
     dt = time.time() - t0
     by_label = collections.defaultdict(collections.Counter)
     for (label, status), n in mix.stats.items():
@@ -824,6 +840,8 @@ def main():
     d.add_argument("--phase", choices=("shmcb", "redis"), required=True)
     d.add_argument("--rounds", type=int, default=15)
     d.add_argument("--redis-port", type=int)
+    d.add_argument("--redis-pid", type=int, help="the redis-server of the redis phase")
+    d.add_argument("--redis-log", default="/dev/null")
     d.add_argument("--stats", help="file for the count of answers per kind of request")
     r = sub.add_parser("report")
     r.add_argument("logs", nargs="+")

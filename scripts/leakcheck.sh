@@ -48,9 +48,14 @@ mkdir -p "$out"
 work=$(mktemp -d "${TMPDIR:-/tmp}/runai-leakcheck.XXXXXX")
 chmod 755 "$work"
 vpid=
+redis_pid=
+# shellcheck disable=SC2317 # called from the trap
 cleanup() {
     if [ -n "$vpid" ] && kill -0 "$vpid" 2>/dev/null; then
         kill -KILL "$vpid" 2>/dev/null || true
+    fi
+    if [ -n "$redis_pid" ] && kill -0 "$redis_pid" 2>/dev/null; then
+        kill -KILL "$redis_pid" 2>/dev/null || true
     fi
     if [ -n "${LEAKCHECK_KEEP:-}" ]; then
         echo "leakcheck: kept $work (LEAKCHECK_KEEP)"
@@ -96,12 +101,16 @@ mkdir -p "$work/htdocs"
 echo '<p>guarded</p>' >"$work/htdocs/index.html"
 chmod -R a+rX "$work/htdocs"
 
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-redis_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+    /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+port=$(free_port)
+redis_port=
+redis_pid=
 
 # --- the configuration ------------------------------------------------------------
 write_conf() { # phase
-    local cache= user=
+    local cache='' user=''
     [ "$1" = redis ] && cache="RunaiTokenCache redis:127.0.0.1:$redis_port"
     [ "$(id -u)" = 0 ] && user=$'User nobody\nGroup nogroup'
     cat >"$work/httpd-$1.conf" <<EOF
@@ -314,6 +323,24 @@ supp=$top/scripts/leakcheck.supp
 logs=()
 drive_rc=0
 for phase in $phases; do
+    if [ "$phase" = redis ]; then
+        # redis first, on a port chosen now, so that nothing takes it
+        # before httpd is configured with it; the driver kills and
+        # restarts it on the same port.
+        redis_port=$(free_port)
+        /usr/bin/redis-server --port "$redis_port" --bind 127.0.0.1 --save '' \
+            --appendonly no --dir "$work" >>"$out/redis.log" 2>&1 &
+        redis_pid=$!
+        disown "$redis_pid"   # the driver kills it: no "Killed" notice
+        for _ in $(seq 1 200); do
+            /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $redis_port), 1)" \
+                2>/dev/null && break
+            kill -0 "$redis_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        /usr/bin/python3 -c "import socket; socket.create_connection(('127.0.0.1', $redis_port), 1)" \
+            2>/dev/null || { cat "$out/redis.log" >&2; echo "leakcheck: redis-server did not start" >&2; exit 1; }
+    fi
     write_conf "$phase"
     "$httpd_bin" -t -f "$work/httpd-$phase.conf" >/dev/null 2>&1 || {
         "$httpd_bin" -t -f "$work/httpd-$phase.conf"
@@ -326,6 +353,7 @@ for phase in $phases; do
     else
         echo "== leakcheck[$phase]: $httpd_bin -X under valgrind (log: $log)"
     fi
+    # shellcheck disable=SC2054 # the commas belong to valgrind's options
     vg=(valgrind --tool=memcheck --leak-check=full --show-leak-kinds=all
         --errors-for-leak-kinds=definite,indirect --num-callers=40 --vgdb=no --keep-debuginfo=yes
         --suppressions="$supp" --gen-suppressions=all --log-file="$log")
@@ -349,7 +377,8 @@ for phase in $phases; do
     fi
     set +e
     /usr/bin/python3 scripts/leakcheck.py drive --port "$port" --work "$work" --phase "$phase" \
-        --rounds "$rounds" --redis-port "$redis_port" --stats "$out/requests-$phase.txt"
+        --rounds "$rounds" --stats "$out/requests-$phase.txt" \
+        ${redis_port:+--redis-port "$redis_port" --redis-pid "$redis_pid" --redis-log "$out/redis.log"}
     rc=$?
     set -e
     [ "$rc" = 0 ] || drive_rc=$rc
