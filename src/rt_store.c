@@ -60,7 +60,11 @@ int rt_store_pre_config(apr_pool_t *pconf)
     instance = NULL;
     mutex = NULL;
     is_dbm = 0;
-    return ap_mutex_register(pconf, MUTEX_TYPE, NULL, APR_LOCK_DEFAULT, 0) ==
+    /* A lock file by default (as Debian's "Mutex file:... default"): a
+     * graceful restart destroys the old generation's mutex while its
+     * children still serve requests, and only a file lock they hold open
+     * keeps working for them; a semaphore or pthread mutex answers EINVAL. */
+    return ap_mutex_register(pconf, MUTEX_TYPE, NULL, APR_LOCK_FCNTL, 0) ==
                    APR_SUCCESS
                ? OK
                : 500;
