@@ -9,7 +9,7 @@
 #   FUZZ_WORK=DIR        scratch directory (default: a new one under /tmp)
 #   FUZZ_ARGS="..."      extra libFuzzer flags, e.g. "-jobs=2 -workers=2"
 #   FUZZ_COVERAGE=1      also report the line coverage of each target's
-#                        parser file (llvm-cov-14) over the final corpus
+#                        parser file over the final corpus (needs llvm-14)
 #   CC=clang-14          the compiler
 #
 # The committed corpus is copied to the scratch directory and fuzzed there,
@@ -29,6 +29,10 @@ mkdir -p "$WORK"/{bin,obj,corpus,artifacts,logs}
 
 command -v "$CC" >/dev/null ||
     { echo "fuzz: $CC not found: install clang-14 and libclang-rt-14-dev" >&2; exit 2; }
+if [ "${FUZZ_COVERAGE:-0}" = 1 ] && ! command -v llvm-cov-14 >/dev/null; then
+    echo "fuzz: llvm-cov-14 not found (Debian package llvm-14): no line coverage" >&2
+    FUZZ_COVERAGE=0
+fi
 
 # The core sources are the Makefile's CORE list: the very code the module
 # links, nothing copied. -o config.mk: reading it must not run ./configure.
@@ -104,6 +108,7 @@ for t in $TARGETS; do
     mkdir -p "$corpus" "$art"
     [ -d "fuzz/corpus/$t" ] && cp -r "fuzz/corpus/$t/." "$corpus/"
     echo "== $t: ${SECONDS_EACH}s (log $log)"
+    start=$(date +%s)
     set +e
     dict=()
     [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
@@ -112,6 +117,7 @@ for t in $TARGETS; do
         -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$art" \
         "${dict[@]}" ${FUZZ_ARGS:-} "$corpus" >"$log" 2>&1
     rc=$?
+    elapsed=$(($(date +%s) - start))
     set -e
     # A run that died early has no final stats: those columns show "?".
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
@@ -122,12 +128,15 @@ for t in $TARGETS; do
     if [ "$rc" != 0 ] || [ "$crashes" != 0 ] ||
         grep -qE 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:' "$log"; then
         failed=1
-        [ "$crashes" != 0 ] || crashes="rc=$rc"
+        # 72: libFuzzer was stopped by a signal before its time was up.
+        if [ "$crashes" = 0 ]; then
+            [ "$rc" = 72 ] && crashes=interrupted || crashes="rc=$rc"
+        fi
         echo "!! $t failed; last lines of $log:"
         tail -n 40 "$log"
     fi
     lines=$(line_coverage "$t" "$corpus")
-    rows+=("$t ${SECONDS_EACH} ${execs:-?} ${rate:-?} ${cov:-?} ${ft:-?} ${lines:--} $crashes")
+    rows+=("$t $elapsed ${execs:-?} ${rate:-?} ${cov:-?} ${ft:-?} ${lines:--} $crashes")
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" = 0 ]; then
         mkdir -p "fuzz/corpus/$t"
         "$WORK/bin/$t" -merge=1 "fuzz/corpus/$t" "$corpus" \
