@@ -59,15 +59,21 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
     apr_int64_t now = apr_time_sec(r->request_time);
     /* The provider list of this location scopes the entry. */
     const char *scope = apr_psprintf(r->pool, "%pp", (void *)dc->app_providers);
+    rt_credcache_result cached =
+        ttl > 0 ? rt_credcache_hit(cache, scope, id, secret, now)
+                : RT_CREDCACHE_MISS;
     authn_status st;
 
-    if (ttl > 0 && rt_credcache_hit(cache, scope, id, secret, now)) {
+    if (cached == RT_CREDCACHE_HIT) {
         r->user = (char *)id;
         return AUTH_GRANTED;
     }
+    /* A miss, or this request renews the entry: the provider decides. */
     st = rt_authn_check(r, dc->app_providers, id, secret);
     if (st == AUTH_GRANTED && ttl > 0) {
-        rt_credcache_put(cache, scope, id, secret, now + ttl);
+        rt_credcache_put(cache, scope, id, secret, now, now + ttl);
+    } else if (st == AUTH_DENIED && cached == RT_CREDCACHE_RENEW) {
+        rt_credcache_forget(cache, scope, id, secret);
     }
     return st;
 }

@@ -9,7 +9,9 @@
 
 typedef struct {
     unsigned char tag[RT_SHA256_LEN];
+    apr_int64_t since; /* verified at */
     apr_int64_t until; /* 0: empty */
+    int renewing;      /* a caller is checking the credential again */
     char *value;       /* malloc'd, or NULL */
 } slot;
 
@@ -101,19 +103,45 @@ static void unlock(rt_credcache *c)
 #endif
 }
 
-int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
-                     const char *secret, apr_int64_t now)
+rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
+                                     const char *id, const char *secret,
+                                     apr_int64_t now)
 {
     unsigned char tag[RT_SHA256_LEN];
-    int hit;
+    rt_credcache_result res = RT_CREDCACHE_MISS;
+    slot *s;
 
     if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
-        return 0;
+        return RT_CREDCACHE_MISS;
     }
     lock(c);
-    hit = find(c, tag, now) != NULL;
+    s = find(c, tag, now);
+    if (s != NULL) {
+        res = RT_CREDCACHE_HIT;
+        if (!s->renewing && now >= s->until - (s->until - s->since) / 4) {
+            s->renewing = 1;
+            res = RT_CREDCACHE_RENEW;
+        }
+    }
     unlock(c);
-    return hit;
+    return res;
+}
+
+void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
+                         const char *secret)
+{
+    unsigned char tag[RT_SHA256_LEN];
+    slot *s;
+
+    if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
+        return;
+    }
+    s = slot_for(c, tag);
+    lock(c);
+    if (CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0) {
+        s->until = 0;
+    }
+    unlock(c);
 }
 
 const char *rt_credcache_get(rt_credcache *c, apr_pool_t *p, const char *scope,
@@ -136,7 +164,8 @@ const char *rt_credcache_get(rt_credcache *c, apr_pool_t *p, const char *scope,
 }
 
 static void put(rt_credcache *c, const char *scope, const char *id,
-                const char *secret, apr_int64_t until, const char *value)
+                const char *secret, apr_int64_t now, apr_int64_t until,
+                const char *value)
 {
     unsigned char tag[RT_SHA256_LEN];
     char *copy = NULL;
@@ -150,19 +179,22 @@ static void put(rt_credcache *c, const char *scope, const char *id,
     lock(c);
     free(s->value);
     memcpy(s->tag, tag, RT_SHA256_LEN);
+    s->since = now;
     s->until = until;
+    s->renewing = 0;
     s->value = copy;
     unlock(c);
 }
 
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
-                      const char *secret, apr_int64_t until)
+                      const char *secret, apr_int64_t now, apr_int64_t until)
 {
-    put(c, scope, id, secret, until, NULL);
+    put(c, scope, id, secret, now, until, NULL);
 }
 
 void rt_credcache_put_value(rt_credcache *c, const char *scope, const char *id,
-                            apr_int64_t until, const char *value)
+                            apr_int64_t now, apr_int64_t until,
+                            const char *value)
 {
-    put(c, scope, id, "", until, value);
+    put(c, scope, id, "", now, until, value);
 }

@@ -14,13 +14,30 @@ typedef struct rt_credcache rt_credcache;
 /* A cache of slots entries with a fresh random key; NULL on failure. */
 rt_credcache *rt_credcache_create(apr_pool_t *p, apr_size_t slots);
 
-/* 1 when (scope, id, secret) was verified and has not expired at now. */
-int rt_credcache_hit(rt_credcache *c, const char *scope, const char *id,
-                     const char *secret, apr_int64_t now);
+typedef enum {
+    RT_CREDCACHE_MISS = 0, /* not verified, or expired: check it */
+    RT_CREDCACHE_HIT,      /* verified and not expired */
+    /* A hit in the last quarter of the entry's life, answered to one caller
+     * at a time: that caller checks the credential again and puts it (or
+     * forgets it), while the others keep hitting. Without it, all requests
+     * of a busy application would miss together when the entry expires and
+     * all pay the provider's check (bcrypt) at once. */
+    RT_CREDCACHE_RENEW
+} rt_credcache_result;
 
-/* Remembers a successful verification until the epoch second until. */
+/* Whether (scope, id, secret) was verified and has not expired at now. */
+rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
+                                     const char *id, const char *secret,
+                                     apr_int64_t now);
+
+/* Remembers a successful verification made at now until the epoch second
+ * until: an entry is never extended without a new verification. */
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
-                      const char *secret, apr_int64_t until);
+                      const char *secret, apr_int64_t now, apr_int64_t until);
+
+/* Drops the entry of (scope, id, secret), if any. */
+void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
+                         const char *secret);
 
 /* The value stored for (scope, id) by rt_credcache_put_value, copied into
  * p, or NULL. */
@@ -28,6 +45,7 @@ const char *rt_credcache_get(rt_credcache *c, apr_pool_t *p, const char *scope,
                              const char *id, apr_int64_t now);
 
 void rt_credcache_put_value(rt_credcache *c, const char *scope, const char *id,
-                            apr_int64_t until, const char *value);
+                            apr_int64_t now, apr_int64_t until,
+                            const char *value);
 
 #endif

@@ -1,6 +1,8 @@
-/* Hashes and MACs with algorithms fetched once: OpenSSL 3's one-shot
- * SHA256() and HMAC() fetch the algorithm again on every call, which cost
- * more than the hashing itself on our short inputs. Thread-safe. */
+/* SHA-256 and HMAC-SHA256 on the hot path: OpenSSL 3's one-shot SHA256()
+ * and HMAC() fetch the algorithm on every call, and EVP contexts allocate
+ * and dispatch per use; on our short inputs both cost more than the
+ * hashing. An HMAC key keeps its two padded-key states and each MAC starts
+ * from copies of them. Thread-safe. */
 #ifndef RT_CRYPTO_H
 #define RT_CRYPTO_H
 

@@ -126,8 +126,8 @@ static json_t *verify(request_rec *r, const rt_verify_params *v,
         if (payload == NULL) {
             return NULL;
         }
-        rt_credcache_put_value(verified, scope, token, v->now + TOKEN_CACHE_TTL,
-                               payload);
+        rt_credcache_put_value(verified, scope, token, v->now,
+                               v->now + TOKEN_CACHE_TTL, payload);
     }
     return rt_jwt_check_claims(r->pool, v, payload, why);
 }

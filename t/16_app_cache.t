@@ -1,7 +1,8 @@
 # RunaiTokenAppCache, the verified-credential cache for app secrets: a
 # secret removed from the provider keeps working at most the TTL (the
-# documented revocation bound) and then fails; with `off` it fails at once;
-# a wrong secret is never cached. Independent httpd instances, each with its
+# documented revocation bound) and then fails, from the last quarter of the
+# TTL on when the app keeps asking; with `off` it fails at once; a wrong
+# secret is never cached. Independent httpd instances, each with its
 # own copy of the htpasswd file so the test can change it.
 use strict;
 use warnings FATAL => 'all';
@@ -12,6 +13,7 @@ use Apache::Test qw(-withtestmore);
 use File::Copy qw(copy);
 use File::Spec::Functions qw(catfile);
 use File::Temp qw(tempdir);
+use Time::HiRes ();
 use RunaiTest;
 use RunaiHosts;
 
@@ -77,6 +79,31 @@ sub revoke {
     %codes = ();
     $codes{ app_call($h, $secret) }++ for 1 .. 6;
     is_deeply(\%codes, { 401 => 6 }, 'TTL 3: after the TTL the removed app is refused everywhere');
+    stop_httpd($h);
+}
+
+{
+    # Renewal: in the last quarter of an entry's life (here from 8 s after
+    # the check, in whole seconds, to 10 s) the first request of each
+    # process asks the provider again while the others keep the entry, so
+    # a busy app does not have all its requests pay bcrypt at once when the
+    # entry expires. An app removed meanwhile is refused from then on,
+    # before the TTL is over.
+    my($h, $file) = host('cache10', 10);
+    my %codes;
+    $codes{ app_call($h, $secret) }++ for 1 .. 8;
+    my $t0 = Time::HiRes::time();
+    is_deeply(\%codes, { 200 => 8 }, 'TTL 10: the right secret is granted (and remembered)');
+    revoke($file);
+    %codes = ();
+    $codes{ app_call($h, $secret) }++ for 1 .. 6;
+    ok($codes{200}, 'TTL 10: right after the app is removed, a remembered secret still works')
+        or diag(explain \%codes);
+    Time::HiRes::sleep($t0 + 8.5 - Time::HiRes::time());
+    %codes = ();
+    $codes{ app_call($h, $secret) }++ for 1 .. 6;
+    is_deeply(\%codes, { 401 => 6 },
+              'TTL 10: 8.5 s after the check, the entry is checked again: the removed app is refused before the TTL is over');
     stop_httpd($h);
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <apr_general.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
@@ -12,6 +13,7 @@
 
 #include "rt_authreq.h"
 #include "rt_credcache.h"
+#include "rt_crypto.h"
 #include "rt_error.h"
 #include "rt_form.h"
 #include "rt_oidc.h"
@@ -541,13 +543,107 @@ static void test_credcache(void)
 
     ok(c != NULL, "credential cache created");
     ok(!rt_credcache_hit(c, "s", "app", "pw", 100), "empty cache misses");
-    rt_credcache_put(c, "s", "app", "pw", 110);
+    rt_credcache_put(c, "s", "app", "pw", 100, 110);
     ok(rt_credcache_hit(c, "s", "app", "pw", 109), "verified secret hits");
     ok(!rt_credcache_hit(c, "s", "app", "pw2", 109), "other secret misses");
     ok(!rt_credcache_hit(c, "t", "app", "pw", 109), "other scope misses");
     ok(!rt_credcache_hit(c, "s", "ap", "ppw", 109),
        "moving a byte between id and secret misses");
     ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
+
+    /* Renewal: put at 100 for 40 s; the last quarter starts at 130. */
+    rt_credcache_put(c, "s", "app", "pw", 100, 140);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 129) == RT_CREDCACHE_HIT,
+       "hit before the last quarter of the entry's life");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 130) == RT_CREDCACHE_RENEW,
+       "first hit in the last quarter renews");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 131) == RT_CREDCACHE_HIT,
+       "while one caller renews, the others hit");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 140) == RT_CREDCACHE_MISS,
+       "an entry being renewed still expires on time");
+    rt_credcache_put(c, "s", "app", "pw", 130, 170);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 150) == RT_CREDCACHE_HIT,
+       "a renewed entry hits until its new last quarter");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 160) == RT_CREDCACHE_RENEW,
+       "and is renewed again in it");
+    rt_credcache_forget(c, "s", "app", "pw2");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 161) == RT_CREDCACHE_HIT,
+       "forgetting another secret leaves the entry");
+    rt_credcache_forget(c, "s", "app", "pw");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 161) == RT_CREDCACHE_MISS,
+       "a forgotten entry misses");
+}
+
+/* RFC 4231 test cases 1, 2 and 6 (a key longer than a block). */
+static void test_hmac(void)
+{
+    static const struct {
+        const char *key, *data, *mac;
+    } v[] = {
+        {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "4869205468657265",
+         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+        {"4a656665",
+         "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
+         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+        {NULL, /* 131 bytes of 0xaa */
+         "54657374205573696e67204c6172676572205468616e20426c6f636b2d53697a65"
+         "204b6579202d2048617368204b6579204669727374",
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+    };
+
+    static const char *names[] = {"1", "2", "6"};
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        long klen = 131, dlen;
+        unsigned char *key = v[i].key ? OPENSSL_hexstr2buf(v[i].key, &klen)
+                                      : OPENSSL_malloc(131);
+        unsigned char *data = OPENSSL_hexstr2buf(v[i].data, &dlen);
+        unsigned char mac[RT_SHA256_LEN];
+        char hex[2 * RT_SHA256_LEN + 1];
+        rt_hmac *h;
+
+        if (v[i].key == NULL) {
+            memset(key, 0xaa, 131);
+        }
+        h = rt_hmac_new(pool, key, (apr_size_t)klen);
+        /* The data in two parts: a MAC covers their concatenation. */
+        const void *parts[] = {data, data + 3};
+        apr_size_t lens[] = {3, (apr_size_t)dlen - 3};
+
+        ok(h != NULL && rt_hmac_sha256(h, 2, parts, lens, mac),
+           "HMAC-SHA256 computed");
+        for (int j = 0; j < RT_SHA256_LEN; j++) {
+            sprintf(hex + 2 * j, "%02x", mac[j]);
+        }
+        is_str(hex, v[i].mac,
+               apr_pstrcat(pool, "RFC 4231 case ", names[i], NULL));
+        OPENSSL_free(key);
+        OPENSSL_free(data);
+    }
+}
+
+/* A child forked after its parent drew random bytes gets other bytes. */
+static void test_random_fork(void)
+{
+    unsigned char parent[16], child[16];
+    int fds[2];
+    pid_t pid;
+
+    ok(rt_random_bytes(parent, 1) && pipe(fds) == 0, "randomness drawn");
+    pid = fork();
+    if (pid == 0) {
+        rt_random_bytes(child, sizeof(child));
+        _exit(write(fds[1], child, sizeof(child)) == sizeof(child) ? 0 : 1);
+    }
+    rt_random_bytes(parent, sizeof(parent));
+    ok(pid > 0 && read(fds[0], child, sizeof(child)) == sizeof(child) &&
+           memcmp(parent, child, sizeof(parent)) != 0,
+       "parent and forked child draw different bytes");
+    close(fds[0]);
+    close(fds[1]);
+    if (pid > 0) {
+        waitpid(pid, NULL, 0);
+    }
 }
 
 static void test_authreq(void)
@@ -649,6 +745,8 @@ int main(void)
     test_verify();
     test_oidc();
     test_credcache();
+    test_hmac();
+    test_random_fork();
     test_authreq();
     remove_tmpdir();
     apr_pool_destroy(pool);
