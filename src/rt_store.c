@@ -305,11 +305,6 @@ static rt_store_status op_put(request_rec *r, const unsigned char *key, op *o)
     return raw_put(r, key, o->exp, o->in);
 }
 
-static rt_store_status op_get(request_rec *r, const unsigned char *key, op *o)
-{
-    return raw_get(r, key, o->out);
-}
-
 static rt_store_status op_remove(request_rec *r, const unsigned char *key,
                                  op *o)
 {
@@ -351,11 +346,37 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
     return with_record(r, kind, material, 0, &o);
 }
 
+void rt_store_get_many(request_rec *r, rt_rec_kind kind, int n,
+                       const char *const *materials, json_t **data,
+                       rt_store_status *st)
+{
+    unsigned char(*keys)[RT_REC_KEY_LEN] =
+        apr_palloc(r->pool, (apr_size_t)n * RT_REC_KEY_LEN);
+    int locked = needs_lock(), made = instance != NULL;
+
+    for (int i = 0; i < n; i++) {
+        made = made && rt_record_key(keys[i], kind, materials[i],
+                                     strlen(materials[i]));
+        st[i] = RT_STORE_DOWN;
+    }
+    if (!made || (locked && !lock(r))) {
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        st[i] = raw_get(r, keys[i], &data[i]);
+    }
+    if (locked) {
+        unlock(r);
+    }
+}
+
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data)
 {
-    op o = {op_get, 0, NULL, data, NULL, NULL};
-    return with_record(r, kind, material, 0, &o);
+    rt_store_status st;
+
+    rt_store_get_many(r, kind, 1, &material, data, &st);
+    return st;
 }
 
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,

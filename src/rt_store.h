@@ -31,6 +31,12 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data);
 
+/* Reads n records of one kind in one turn of the mutex; st[i] and data[i]
+ * as rt_store_get gives them. */
+void rt_store_get_many(request_rec *r, rt_rec_kind kind, int n,
+                       const char *const *materials, json_t **data,
+                       rt_store_status *st);
+
 /* Reads and removes the record; a miss is confirmed by a probe write, so
  * RT_STORE_NOTFOUND means the store answered. Of concurrent takers of one
  * record, on one host or several sharing the store, exactly one gets

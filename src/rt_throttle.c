@@ -18,17 +18,14 @@ static const char *address_key(request_rec *r)
     return apr_pstrcat(r->pool, "address:", r->useragent_ip, NULL);
 }
 
-/* Seconds left in a counter's window when it has reached limit, else 0;
- * *seen tells whether there is a counter at all. */
-static apr_int64_t blocked_for(request_rec *r, const char *key, int limit,
-                               int *seen)
+/* Seconds left in a counter's window when it has reached limit, else 0. */
+static apr_int64_t blocked_for(request_rec *r, rt_store_status st,
+                               const json_t *d, int limit)
 {
-    json_t *d = NULL;
     apr_int64_t now = apr_time_sec(r->request_time);
     apr_int64_t until;
 
-    *seen = rt_store_get(r, RT_REC_THROTTLE, key, &d) == RT_STORE_OK;
-    if (!*seen) {
+    if (st != RT_STORE_OK) {
         return 0;
     }
     until = json_integer_value(json_object_get(d, "until"));
@@ -41,15 +38,23 @@ static apr_int64_t blocked_for(request_rec *r, const char *key, int limit,
 apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
                               const char *principal, int *counted)
 {
-    int seconds, limit = rt_conf_throttle(dc, &seconds), seen;
+    int seconds, limit = rt_conf_throttle(dc, &seconds);
+    const char *keys[2];
+    json_t *d[2] = {NULL, NULL};
+    rt_store_status st[2];
     apr_int64_t a, b;
 
     *counted = 0;
     if (limit == 0) {
         return 0;
     }
-    a = blocked_for(r, principal_key(r, principal), limit, counted);
-    b = blocked_for(r, address_key(r), limit * ADDRESS_FACTOR, &seen);
+    /* Both counters in one turn of the store's mutex. */
+    keys[0] = principal_key(r, principal);
+    keys[1] = address_key(r);
+    rt_store_get_many(r, RT_REC_THROTTLE, 2, keys, d, st);
+    *counted = st[0] == RT_STORE_OK;
+    a = blocked_for(r, st[0], d[0], limit);
+    b = blocked_for(r, st[1], d[1], limit * ADDRESS_FACTOR);
     if (a == 0 && b == 0) {
         return 0;
     }
