@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -139,6 +140,18 @@ static void out_u(outbuf *o, unsigned int u)
     out_put(o, e, 6);
 }
 
+/* 1 for the bytes written as they are: printable ASCII but the quote, the
+ * backslash and > ? ~ (escaped so that a payload never holds them raw). */
+static unsigned char plain[256];
+static pthread_once_t plain_once = PTHREAD_ONCE_INIT;
+
+static void plain_init(void)
+{
+    for (int c = 0x20; c < 0x7f; c++) {
+        plain[c] = c != '"' && c != '\\' && c != '>' && c != '?' && c != '~';
+    }
+}
+
 /* A JSON string, ASCII only; jansson strings are valid UTF-8. */
 static void out_string(outbuf *o, const char *s, apr_size_t n)
 {
@@ -148,8 +161,7 @@ static void out_string(outbuf *o, const char *s, apr_size_t n)
     while (c < end) {
         const unsigned char *run = c;
 
-        while (c < end && *c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\' &&
-               *c != '>' && *c != '?' && *c != '~') {
+        while (c < end && plain[*c]) {
             c++;
         }
         out_put(o, (const char *)run, (apr_size_t)(c - run));
@@ -264,6 +276,7 @@ char *rt_json_ascii(apr_pool_t *p, const json_t *j)
     if (j == NULL) {
         return NULL;
     }
+    pthread_once(&plain_once, plain_init);
     out_need(&o, 256);
     if (!out_value(&o, j, 0)) {
         return NULL;
