@@ -68,12 +68,15 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
         r->user = (char *)id;
         return AUTH_GRANTED;
     }
-    /* A miss, or this request renews the entry: the provider decides. */
+    /* A miss, or this request renews the entry: the provider decides, and
+     * the cache learns the answer (requests waiting for it go on). */
     st = rt_authn_check(r, dc->app_providers, id, secret);
-    if (st == AUTH_GRANTED && ttl > 0) {
-        rt_credcache_put(cache, scope, id, secret, now, now + ttl);
-    } else if (st == AUTH_DENIED && cached == RT_CREDCACHE_RENEW) {
-        rt_credcache_forget(cache, scope, id, secret);
+    if (ttl > 0) {
+        if (st == AUTH_GRANTED) {
+            rt_credcache_put(cache, scope, id, secret, now, now + ttl);
+        } else {
+            rt_credcache_forget(cache, scope, id, secret);
+        }
     }
     return st;
 }

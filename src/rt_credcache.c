@@ -4,14 +4,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
+#include <apr_thread_cond.h>
 #include <apr_thread_mutex.h>
+#include <apr_time.h>
 #include <openssl/crypto.h>
+
+/* How long a request waits for another one checking the same credential
+ * before it checks it itself. */
+#define WAIT_AT_MOST apr_time_from_sec(5)
 
 typedef struct {
     unsigned char tag[RT_SHA256_LEN];
     apr_int64_t since; /* verified at */
     apr_int64_t until; /* 0: empty */
-    int renewing;      /* a caller is checking the credential again */
+    int checking;      /* a caller is checking this tag with the provider */
     char *value;       /* malloc'd, or NULL */
 } slot;
 
@@ -21,6 +27,7 @@ struct rt_credcache {
     slot *slots;
 #if APR_HAS_THREADS
     apr_thread_mutex_t *lock;
+    apr_thread_cond_t *checked; /* broadcast when a check ends */
 #endif
 };
 
@@ -52,7 +59,8 @@ rt_credcache *rt_credcache_create(apr_pool_t *p, apr_size_t slots)
     c->slots = apr_pcalloc(p, slots * sizeof(slot));
 #if APR_HAS_THREADS
     if (apr_thread_mutex_create(&c->lock, APR_THREAD_MUTEX_DEFAULT, p) !=
-        APR_SUCCESS) {
+            APR_SUCCESS ||
+        apr_thread_cond_create(&c->checked, p) != APR_SUCCESS) {
         return NULL;
     }
 #endif
@@ -103,25 +111,76 @@ static void unlock(rt_credcache *c)
 #endif
 }
 
+/* A check ended (put or forget): the requests waiting for it look again.
+ * Call with the lock held. */
+static void check_ended(rt_credcache *c, slot *s)
+{
+    s->checking = 0;
+#if APR_HAS_THREADS
+    apr_thread_cond_broadcast(c->checked);
+#endif
+}
+
+/* Waits (lock held) until a check ends or the deadline; 0 at the deadline
+ * or without threads. */
+static int wait_check(rt_credcache *c, apr_time_t deadline)
+{
+#if APR_HAS_THREADS
+    apr_interval_time_t left = deadline - apr_time_now();
+
+    if (left > 0) {
+        apr_thread_cond_timedwait(c->checked, c->lock, left);
+        return 1;
+    }
+#else
+    (void)c;
+    (void)deadline;
+#endif
+    return 0;
+}
+
 rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
                                      apr_int64_t now)
 {
     unsigned char tag[RT_SHA256_LEN];
-    rt_credcache_result res = RT_CREDCACHE_MISS;
+    apr_time_t deadline = apr_time_now() + WAIT_AT_MOST;
+    rt_credcache_result res;
     slot *s;
 
     if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
         return RT_CREDCACHE_MISS;
     }
+    s = slot_for(c, tag);
     lock(c);
-    s = find(c, tag, now);
-    if (s != NULL) {
-        res = RT_CREDCACHE_HIT;
-        if (!s->renewing && now >= s->until - (s->until - s->since) / 4) {
-            s->renewing = 1;
-            res = RT_CREDCACHE_RENEW;
+    for (;;) {
+        int same = CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0;
+
+        if (same && s->until > now) {
+            res = RT_CREDCACHE_HIT;
+            if (!s->checking &&
+                now >= s->until - (s->until - s->since) / 4) {
+                s->checking = 1;
+                res = RT_CREDCACHE_RENEW;
+            }
+            break;
         }
+        /* Another request checks this very credential: its answer will
+         * do for this one too, unless it fails. */
+        if (same && s->checking && wait_check(c, deadline)) {
+            continue;
+        }
+        res = RT_CREDCACHE_MISS;
+        /* Claim the slot for this check unless it holds another live
+         * entry or another check. */
+        if (!s->checking && s->until <= now) {
+            free(s->value);
+            s->value = NULL;
+            memcpy(s->tag, tag, RT_SHA256_LEN);
+            s->until = 0;
+            s->checking = 1;
+        }
+        break;
     }
     unlock(c);
     return res;
@@ -140,6 +199,7 @@ void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
     lock(c);
     if (CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0) {
         s->until = 0;
+        check_ended(c, s);
     }
     unlock(c);
 }
@@ -181,8 +241,8 @@ static void put(rt_credcache *c, const char *scope, const char *id,
     memcpy(s->tag, tag, RT_SHA256_LEN);
     s->since = now;
     s->until = until;
-    s->renewing = 0;
     s->value = copy;
+    check_ended(c, s);
     unlock(c);
 }
 

