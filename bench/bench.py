@@ -3,9 +3,12 @@
 
 Starts httpd (event MPM, access log on) with the built module, runs wrk for
 each scenario after a warm-up, and prints one table: requests/s, p50/p99
-latency, server CPU per request, and the ratio to the ceiling measured in
-the same run. BENCH_SECONDS (default 10) and BENCH_LOADS (wrk connections,
-default 32) tune it. Everything listens on 127.0.0.1 only.
+latency, server CPU per request, and the ratio to the scenario's base
+(the ceiling, the machine's RSA or bcrypt rate, the unguarded GET)
+measured in the same run, side by side in alternating rounds.
+BENCH_SECONDS (per scenario, default 10), BENCH_ROUNDS (default 3) and
+BENCH_LOADS (wrk connections, default 32) tune it. Everything listens on
+127.0.0.1 only.
 """
 import json
 import os
@@ -25,6 +28,7 @@ MODS = "/usr/lib/apache2/modules"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 LOADS = int(os.environ.get("BENCH_LOADS", "32"))
 WARMUP = 2
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def run(cmd, **kw):
@@ -244,6 +248,7 @@ def wrk(server, path, seconds, conns, script=None, env=None, headers=()):
 
 
 def measure(server, name, path, conns=LOADS, **kw):
+    """One scenario, alone: a warm-up, then SECONDS."""
     wrk(server, path, WARMUP, conns, **kw)
     r = wrk(server, path, SECONDS, conns, **kw)
     r["name"] = name
@@ -251,37 +256,87 @@ def measure(server, name, path, conns=LOADS, **kw):
     return r
 
 
-def openssl_rsa_multi2():
-    out = run(["openssl", "speed", "-seconds", str(max(1, SECONDS // 3)), "-multi", "2",
+def paired(server, name, path, base, conns=LOADS, env_fn=None, **kw):
+    """The scenario and its base in ROUNDS alternating rounds of
+    SECONDS / ROUNDS each, after a warm-up. This machine's speed drifts by
+    tens of percent within minutes (a shared VM), so a ratio is only
+    meaningful between figures taken side by side: each round gives one,
+    and the median of the rounds is the scenario's ratio. base() measures
+    the base and returns its rate; env_fn(round) gives wrk's environment
+    for a round (fresh refresh tokens)."""
+    per = max(1, round(SECONDS / ROUNDS))
+    warm_env = env_fn(-1) if env_fn else kw.pop("env", None)
+    env = kw.pop("env", warm_env)
+    wrk(server, path, WARMUP, conns, env=warm_env, **kw)
+    rounds, bases = [], []
+    for i in range(ROUNDS):
+        bases.append(base(per))
+        r = wrk(server, path, per, conns, env=env_fn(i) if env_fn else env, **kw)
+        r["ratio"] = r["rps"] / bases[-1]
+        rounds.append(r)
+    reqs = sum(r["requests"] for r in rounds)
+    out = {
+        "name": name,
+        "rps": reqs / (per * ROUNDS),
+        "p50": sorted(r["p50"] for r in rounds)[ROUNDS // 2],
+        "p99": max(r["p99"] for r in rounds),
+        "cpu_us": sum(r["cpu_us"] * r["requests"] for r in rounds) / reqs if reqs else float("nan"),
+        "non2xx": sum(r["non2xx"] for r in rounds),
+        "requests": reqs,
+        "ratio": sorted(r["ratio"] for r in rounds)[ROUNDS // 2],
+        "ratios": [r["ratio"] for r in rounds],
+        "base": sum(bases) / len(bases),
+    }
+    print(f"  {name}: {out['rps']:.0f} req/s; ratio per round "
+          + ", ".join(f"{x:.2f}" for x in out["ratios"]), file=sys.stderr)
+    return out
+
+
+def openssl_rsa_multi2(seconds):
+    out = run(["openssl", "speed", "-seconds", str(seconds), "-multi", "2",
                "rsa2048"]).stdout
     m = re.search(r"rsa 2048 bits\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)", out)
     return float(m.group(1))
 
 
-def bcrypt_per_second(server, tmp):
+def bcrypt_tool(server, tmp):
+    """A function of seconds giving bcrypt verifications/s on 2 threads."""
     exe = os.path.join(tmp, "bcrypt_speed")
     cflags = run(["pkg-config", "--cflags", "--libs", "apr-1", "apr-util-1"]).stdout.split()
     run(["cc", "-O2", "-o", exe, os.path.join(TOP, "bench", "bcrypt_speed.c"),
          "-lpthread"] + cflags)
-    return float(run([exe, server.secret, server.bcrypt_hash, "2", str(SECONDS / 2)]).stdout)
+    return lambda seconds: float(run([exe, server.secret, server.bcrypt_hash, "2",
+                                      str(seconds)]).stdout)
 
 
-def seed_refresh_tokens(server, tmp, per_thread):
-    """Refresh tokens to start the chains: one login each, then split."""
-    tokens = []
-    first = server.post("/api/v1/token", {"grantType": "password",
-                                          "username": "bench-user",
-                                          "password": server.password})
-    tokens.append(first["refreshToken"])
-    while len(tokens) < 2 * per_thread:
-        r = server.post("/api/v1/token", {"grantType": "password",
-                                          "username": "bench-user",
-                                          "password": server.password})
-        tokens.append(r["refreshToken"])
+def seed_refresh_tokens(server, path, per_thread):
+    """Refresh tokens to start the chains of one run: one password login
+    each (4 at a time), written to path1 and path2, one file per wrk
+    thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def login(_):
+        return server.post("/api/v1/token", {"grantType": "password",
+                                             "username": "bench-user",
+                                             "password": server.password})["refreshToken"]
+
+    with ThreadPoolExecutor(4) as pool:
+        tokens = list(pool.map(login, range(2 * per_thread)))
     for n in (1, 2):
-        with open(os.path.join(tmp, f"seeds{n}"), "w") as f:
+        with open(f"{path}{n}", "w") as f:
             f.write("\n".join(tokens[(n - 1) * per_thread:n * per_thread]) + "\n")
-    return os.path.join(tmp, "seeds")
+    return path
+
+
+def restart_with_keys(server, keys):
+    """Restarts httpd with these RunaiTokenSigningKey lines, the first signs."""
+    server.stop()
+    conf = open(server.conf).read()
+    conf = re.sub(r"RunaiTokenSigningKey .*\n", "", conf)
+    lines = "".join(f"RunaiTokenSigningKey {k}\n" for k in keys)
+    conf = conf.replace("RunaiTokenCache", lines + "RunaiTokenCache", 1)
+    open(server.conf, "w").write(conf)
+    server.start()
 
 
 def main():
@@ -292,90 +347,70 @@ def main():
     server = Server(os.path.join(tmp, "srv"))
     server.start()
     rows = []
+    ceilings = []
+    jwks = "/.well-known/jwks.json"
+    es, rs, hs = "keys/ec.pem", "keys/rsa.pem", "hmac:keys/hs.key hs"
+
+    def ceiling(seconds):
+        r = wrk(server, jwks, seconds, LOADS)["rps"]
+        ceilings.append(r)
+        return r
+
+    app = {"BENCH_BODY": json.dumps({"appID": "bench-app", "appSecret": server.secret})}
     try:
-        print("running the scenarios (the machine's RSA and bcrypt limits are measured next to the runs they bound)...", file=sys.stderr)
+        print(f"each scenario: {ROUNDS} rounds, alternating with its base", file=sys.stderr)
+        jwks_row = measure(server, "ceiling: GET JWKS", jwks)
+        ceilings.append(jwks_row["rps"])
+        static_row = measure(server, "GET static file", "/static/hello.txt")
 
-        ceiling_jwks = measure(server, "ceiling: GET JWKS", "/.well-known/jwks.json")
-        ceiling_static = measure(server, "ceiling: GET static file", "/static/hello.txt")
-        ceiling = max(ceiling_jwks["rps"], ceiling_static["rps"])
-        rows += [ceiling_jwks, ceiling_static]
+        rows.append(paired(server, "app_token ES256", "/api/v1/token", ceiling,
+                           script="post.lua", env=app))
+        restart_with_keys(server, [hs, es])
+        rows.append(paired(server, "app_token HS256", "/api/v1/token", ceiling,
+                           script="post.lua", env=app))
+        restart_with_keys(server, [rs, es])
+        rsa_rates = []
 
-        def app(alg_path):
-            return {"BENCH_BODY": json.dumps({"appID": "bench-app",
-                                              "appSecret": server.secret})}
+        def rsa(seconds):
+            r = openssl_rsa_multi2(2)
+            rsa_rates.append(r)
+            return min(ceiling(seconds), r)
 
-        es = measure(server, "app_token ES256", "/api/v1/token", script="post.lua",
-                     env=app("es"))
-        rows.append(es)
-        # HS256 and RS256 need their key first: restart with it listed first.
-        for alg, key in (("HS256", "hmac:keys/hs.key hs"), ("RS256", "keys/rsa.pem")):
-            server.stop()
-            conf = open(server.conf).read()
-            conf = re.sub(r"RunaiTokenSigningKey .*\n", "", conf)
-            conf = conf.replace("RunaiTokenCache", f"RunaiTokenSigningKey {key}\n"
-                                "RunaiTokenSigningKey keys/ec.pem\nRunaiTokenCache", 1)
-            open(server.conf, "w").write(conf)
-            server.start()
-            if alg == "RS256":
-                # The machine's RSA signing rate, just before and just after
-                # the RS256 run: the mean is its limit.
-                rsa_before = openssl_rsa_multi2()
-            rows.append(measure(server, f"app_token {alg}", "/api/v1/token",
-                                script="post.lua", env=app(alg)))
-            if alg == "RS256":
-                rsa_after = openssl_rsa_multi2()
-                rsa_limit = (rsa_before + rsa_after) / 2
-                print(f"  openssl speed -multi 2 rsa2048: {rsa_before:.0f} sign/s before, "
-                      f"{rsa_after:.0f} after", file=sys.stderr)
-                token_rs = server.post("/api/v1/token", {"appID": "bench-app",
-                                                         "appSecret": server.secret})
-        # back to ES256 signing for the rest
-        server.stop()
-        conf = open(server.conf).read()
-        conf = re.sub(r"RunaiTokenSigningKey .*\n", "", conf)
-        conf = conf.replace("RunaiTokenCache", "RunaiTokenSigningKey keys/ec.pem\n"
-                            "RunaiTokenSigningKey keys/rsa.pem\n"
-                            "RunaiTokenSigningKey hmac:keys/hs.key hs\nRunaiTokenCache", 1)
-        open(server.conf, "w").write(conf)
-        server.start()
+        rows.append(paired(server, "app_token RS256", "/api/v1/token", rsa,
+                           script="post.lua", env=app))
+        token_rs = server.post("/api/v1/token", {"appID": "bench-app",
+                                                 "appSecret": server.secret})
+        restart_with_keys(server, [es, rs, hs])
 
-        seeds = seed_refresh_tokens(server, tmp, LOADS)
-        wrk_env = {"BENCH_SEEDS": seeds}
-        r = wrk(server, "/api/v1/token", SECONDS, LOADS, script="refresh.lua",
-                env=wrk_env)
-        r["name"] = "refresh_token ES256 (shmcb)"
-        print(f"  {r['name']}: {r['rps']:.0f} req/s", file=sys.stderr)
-        rows.append(r)
+        def seeds(i):
+            return {"BENCH_SEEDS": seed_refresh_tokens(
+                server, os.path.join(tmp, f"seeds-{i + 1}-"), LOADS)}
 
-        # The bcrypt rate of the machine, just before and just after the
-        # password grant's own run: the mean is its ceiling.
-        bcrypt_before = bcrypt_per_second(server, tmp)
-        pw = measure(server, "password (bcrypt cost 10)", "/api/v1/token", conns=4,
-                     script="post.lua",
-                     env={"BENCH_BODY": json.dumps({"grantType": "password",
-                                                    "username": "bench-user",
-                                                    "password": server.password})})
-        rows.append(pw)
-        bcrypt_after = bcrypt_per_second(server, tmp)
-        bcrypt_limit = (bcrypt_before + bcrypt_after) / 2
-        print(f"  bcrypt cost 10 on 2 threads: {bcrypt_before:.1f}/s before, "
-              f"{bcrypt_after:.1f}/s after", file=sys.stderr)
+        rows.append(paired(server, "refresh_token ES256 (shmcb)", "/api/v1/token", ceiling,
+                           script="refresh.lua", env_fn=seeds))
+
+        bcrypt = bcrypt_tool(server, tmp)
+        rows.append(paired(server, "password (bcrypt cost 10)", "/api/v1/token", bcrypt,
+                           conns=4, script="post.lua",
+                           env={"BENCH_BODY": json.dumps({"grantType": "password",
+                                                          "username": "bench-user",
+                                                          "password": server.password})}))
 
         token_es = server.post("/api/v1/token", {"appID": "bench-app",
                                                  "appSecret": server.secret})
-        plain = measure(server, "GET static file (unguarded)", "/static/hello.txt")
-        g_rs = measure(server, "GET guarded, RS256 token", "/guarded/hello.txt",
-                       headers=[f"Authorization: Bearer {token_rs['accessToken']}"])
-        g_es = measure(server, "GET guarded, ES256 token", "/guarded/hello.txt",
-                       headers=[f"Authorization: Bearer {token_es['accessToken']}"])
-        rows += [plain, g_rs, g_es]
+
+        def plain(seconds):
+            return wrk(server, "/static/hello.txt", seconds, LOADS)["rps"]
+
+        for alg, tok in (("RS256", token_rs), ("ES256", token_es)):
+            rows.append(paired(server, f"GET guarded, {alg} token", "/guarded/hello.txt", plain,
+                               headers=[f"Authorization: Bearer {tok['accessToken']}"]))
 
         # Soak: RSS of the child after 10,000 and after 200,000 app_token requests.
-        body = {"BENCH_BODY": json.dumps({"appID": "bench-app", "appSecret": server.secret})}
         done = 0
         rss = {}
         while done < 200000:
-            r = wrk(server, "/api/v1/token", 2, LOADS, script="post.lua", env=body)
+            r = wrk(server, "/api/v1/token", 2, LOADS, script="post.lua", env=app)
             done += r["requests"]
             if "10k" not in rss and done >= 10000:
                 rss["10k"] = (done, server.child_rss_kb())
@@ -386,39 +421,36 @@ def main():
     goals = {
         "app_token ES256": ("ceiling", 0.50),
         "app_token HS256": ("ceiling", 0.70),
-        "app_token RS256": ("rsa", 0.70),
+        "app_token RS256": ("min(ceiling, openssl rsa2048 -multi 2)", 0.70),
         "refresh_token ES256 (shmcb)": ("ceiling", 0.35),
-        "password (bcrypt cost 10)": ("bcrypt", 0.90),
-        "GET guarded, RS256 token": ("plain", 0.75),
-        "GET guarded, ES256 token": ("plain", 0.75),
+        "password (bcrypt cost 10)": ("bcrypt on 2 threads", 0.90),
+        "GET guarded, RS256 token": ("unguarded GET", 0.75),
+        "GET guarded, ES256 token": ("unguarded GET", 0.75),
     }
-    bases = {"ceiling": ceiling, "rsa": min(ceiling, rsa_limit),
-             "bcrypt": bcrypt_limit, "plain": plain["rps"]}
     print()
     print(f"mod_runai_token bench, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "
-          f"wrk -t2 -c{LOADS} -d{SECONDS}s (password: -c4)")
-    print(f"ceiling = {ceiling:.0f} req/s; openssl rsa2048 -multi 2 = {rsa_limit:.0f}/s "
-          f"(mean of {rsa_before:.0f} before and {rsa_after:.0f} after the RS256 run); "
-          f"bcrypt cost 10 on 2 threads = {bcrypt_limit:.1f}/s "
-          f"(mean of {bcrypt_before:.1f} before and {bcrypt_after:.1f} after the password run)")
+          f"wrk -t2 -c{LOADS}, {ROUNDS} rounds of {max(1, round(SECONDS / ROUNDS))} s "
+          f"per scenario (password: -c4)")
+    print(f"ceiling (GET JWKS) {min(ceilings):.0f}-{max(ceilings):.0f} req/s over the run; "
+          f"openssl speed -multi 2 rsa2048 {min(rsa_rates):.0f}-{max(rsa_rates):.0f} sign/s")
+    print("ratio: the median over the rounds of scenario / base, each round measuring both "
+          "side by side; base: the mean of the base's rounds")
     print()
-    print(f"| scenario | req/s | p50 ms | p99 ms | CPU µs/req | ratio | goal | met |")
-    print(f"|---|---:|---:|---:|---:|---:|---|---|")
+    print("| scenario | req/s | p50 ms | p99 ms | CPU µs/req | ratio (rounds) | goal | met |")
+    print("|---|---:|---:|---:|---:|---:|---|---|")
     failed = False
+    for r in [jwks_row, static_row]:
+        print(f"| {r['name']} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
+              f"{r['cpu_us']:.0f} | {r['rps'] / jwks_row['rps']:.2f} | | |")
     for r in rows:
-        g = goals.get(r["name"])
-        if g:
-            base = bases[g[0]]
-            ratio = r["rps"] / base
-            goal = f"≥ {g[1]:.2f} × {g[0]}"
-            met = "yes" if ratio >= g[1] and r["non2xx"] == 0 else "NO"
-            failed |= met != "yes"
-        else:
-            ratio = r["rps"] / ceiling
-            goal, met = "", ""
+        what, want = goals[r["name"]]
+        met = r["ratio"] >= want and r["non2xx"] == 0
+        failed |= not met
         extra = f" ({r['non2xx']} non-2xx)" if r["non2xx"] else ""
+        rounds = " / ".join(f"{x:.2f}" for x in r["ratios"])
         print(f"| {r['name']}{extra} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | "
-              f"{r['cpu_us']:.0f} | {ratio:.2f} | {goal} | {met} |")
+              f"{r['cpu_us']:.0f} | **{r['ratio']:.2f}** ({rounds}) | "
+              f"≥ {want:.2f} × {what} ({r['base']:.0f}/s) | {'yes' if met else 'NO'} |")
     grow = rss["200k"][1] - rss["10k"][1]
     ok = grow <= 2048
     failed |= not ok
