@@ -6,7 +6,7 @@ each scenario after a warm-up, and prints one table: requests/s, p50/p99
 latency, server CPU per request, and the ratio to the scenario's base
 (the ceiling, the machine's RSA or bcrypt rate, the unguarded GET)
 measured in the same run, side by side in alternating rounds.
-BENCH_SECONDS (per scenario, default 10), BENCH_ROUNDS (default 3) and
+BENCH_SECONDS (per scenario, default 10), BENCH_ROUNDS (default 5) and
 BENCH_LOADS (wrk connections, default 32) tune it. Everything listens on
 127.0.0.1 only.
 """
@@ -28,7 +28,7 @@ MODS = "/usr/lib/apache2/modules"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 LOADS = int(os.environ.get("BENCH_LOADS", "32"))
 WARMUP = 2
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 
 def run(cmd, **kw):

@@ -61,18 +61,25 @@ static int login_from_json(request_rec *r, json_t *o, rt_login *l)
     return l->sub != NULL && json_is_object(l->profile);
 }
 
+/* A new refresh token of login's family and the record to store under
+ * it (the caller decrefs it); NULL when no token could be made. */
+static json_t *new_refresh(request_rec *r, const rt_login *login,
+                           const char **token)
+{
+    *token = rt_random_id(r->pool, SECRET_BYTES);
+    return *token ? login_to_json(login) : NULL;
+}
+
 /* Stores login under a new refresh token of its family. */
 static rt_store_status issue_refresh(request_rec *r, const rt_login *login,
                                      const char **token)
 {
-    json_t *data;
+    json_t *data = new_refresh(r, login, token);
     rt_store_status st;
 
-    *token = rt_random_id(r->pool, SECRET_BYTES);
-    if (*token == NULL) {
+    if (data == NULL) {
         return RT_STORE_DOWN;
     }
-    data = login_to_json(login);
     st = rt_store_put(r, RT_REC_REFRESH, *token, login->session_exp, data);
     json_decref(data);
     return st;
@@ -133,19 +140,35 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (!login_from_json(r, data, login) || login->family == NULL) {
         return RT_REFRESH_INVALID;
     }
+    /* In one turn of the store's mutex: mark the old token used, look for
+     * a revocation of the session, and store the next token unless the
+     * session was revoked. */
     marker = json_pack("{s:s,s:I,s:I}", "fam", login->family, "sexp",
                        (json_int_t)login->session_exp, "at",
                        (json_int_t)apr_time_sec(r->request_time));
-    st = rt_store_put(r, RT_REC_USED, token, login->session_exp, marker);
-    json_decref(marker);
-    if (st == RT_STORE_OK) {
-        if (rt_store_get(r, RT_REC_REVOKED, login->family, &data) ==
-            RT_STORE_OK) {
+    data = new_refresh(r, login, next);
+    if (data == NULL) {
+        json_decref(marker);
+        return RT_REFRESH_DOWN;
+    }
+    {
+        rt_store_step t[3] = {
+            {RT_REC_USED, token, marker, login->session_exp, 0, NULL,
+             RT_STORE_DOWN},
+            {RT_REC_REVOKED, login->family, NULL, 0, 1, NULL, RT_STORE_DOWN},
+            {RT_REC_REFRESH, *next, data, login->session_exp, 0, NULL,
+             RT_STORE_DOWN}};
+
+        rt_store_steps(r, t, 3);
+        json_decref(marker);
+        json_decref(data);
+        if (t[1].st == RT_STORE_OK) {
             return RT_REFRESH_INVALID; /* its session was revoked */
         }
-        st = issue_refresh(r, login, next);
+        return t[0].st == RT_STORE_OK && t[2].st == RT_STORE_OK
+                   ? RT_REFRESH_OK
+                   : RT_REFRESH_DOWN;
     }
-    return st == RT_STORE_OK ? RT_REFRESH_OK : RT_REFRESH_DOWN;
 }
 
 rt_store_status rt_code_mint(request_rec *r, const rt_login *login,

@@ -173,18 +173,27 @@ static void down(request_rec *r, apr_status_t rv, const char *op)
                   "session store (%s) failed to %s", provider_name, op);
 }
 
-static rt_store_status raw_put(request_rec *r, const unsigned char *key,
-                               apr_int64_t exp, const json_t *data)
+/* A record's bytes, made before the mutex is taken: JSON work never runs
+ * under it. */
+static rt_store_status encode(request_rec *r, apr_int64_t exp,
+                              const json_t *data, const char **val,
+                              apr_size_t *len)
 {
-    apr_size_t len;
-    char *val = rt_record_encode(r->pool, exp, data, &len);
-    apr_status_t rv;
-
-    if (val == NULL) {
+    *val = rt_record_encode(r->pool, exp, data, len);
+    if (*val == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "session record too large to store");
         return RT_STORE_DOWN;
     }
+    return RT_STORE_OK;
+}
+
+static rt_store_status raw_put(request_rec *r, const unsigned char *key,
+                               apr_int64_t exp, const char *val,
+                               apr_size_t len)
+{
+    apr_status_t rv;
+
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
                              apr_time_from_sec(exp), (unsigned char *)val,
@@ -214,27 +223,38 @@ static rt_store_status confirm_miss(request_rec *r)
 {
     unsigned char key[RT_REC_KEY_LEN];
     json_t *empty = json_object();
+    const char *val;
+    apr_size_t len;
     rt_store_status st;
 
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
+        json_decref(empty);
         return RT_STORE_DOWN;
     }
-    st = raw_put(r, key, apr_time_sec(r->request_time) + 60, empty);
+    st = encode(r, apr_time_sec(r->request_time) + 60, empty, &val, &len);
     json_decref(empty);
+    if (st == RT_STORE_OK) {
+        st = raw_put(r, key, apr_time_sec(r->request_time) + 60, val, len);
+    }
     return st == RT_STORE_OK ? RT_STORE_NOTFOUND : RT_STORE_DOWN;
 }
 
+/* A record's bytes as stored, not yet decoded. */
+typedef struct {
+    unsigned char *buf;
+    unsigned int len;
+} raw_rec;
+
 static rt_store_status raw_get(request_rec *r, const unsigned char *key,
-                               json_t **data)
+                               raw_rec *out)
 {
-    unsigned int len = RT_REC_MAX;
-    unsigned char *buf = apr_palloc(r->pool, len);
     apr_status_t rv = APR_EGENERAL;
 
+    out->buf = apr_palloc(r->pool, RT_REC_MAX);
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
-        len = RT_REC_MAX;
-        rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN, buf,
-                                &len, r->pool);
+        out->len = RT_REC_MAX;
+        rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN,
+                                out->buf, &out->len, r->pool);
         if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
             break;
         }
@@ -248,7 +268,19 @@ static rt_store_status raw_get(request_rec *r, const unsigned char *key,
         down(r, rv, "retrieve");
         return RT_STORE_DOWN;
     }
-    *data = rt_record_decode(r->pool, buf, len, apr_time_sec(r->request_time));
+    return RT_STORE_OK;
+}
+
+/* The data of a record read with raw_get (st its status), after the mutex
+ * is released: a record that does not decode or has expired is a miss. */
+static rt_store_status decode(request_rec *r, rt_store_status st,
+                              const raw_rec *in, json_t **data)
+{
+    if (st != RT_STORE_OK) {
+        return st;
+    }
+    *data = rt_record_decode(r->pool, in->buf, in->len,
+                             apr_time_sec(r->request_time));
     return *data ? RT_STORE_OK : RT_STORE_NOTFOUND;
 }
 
@@ -272,9 +304,7 @@ static rt_store_status raw_remove(request_rec *r, const unsigned char *key)
 typedef struct op {
     rt_store_status (*run)(request_rec *r, const unsigned char *key,
                            struct op *o);
-    apr_int64_t exp;
-    const json_t *in;
-    json_t **out;
+    raw_rec got; /* record read */
     rt_store_update_fn fn;
     void *baton;
 } op;
@@ -300,11 +330,6 @@ static rt_store_status with_record(request_rec *r, rt_rec_kind kind,
     return st;
 }
 
-static rt_store_status op_put(request_rec *r, const unsigned char *key, op *o)
-{
-    return raw_put(r, key, o->exp, o->in);
-}
-
 static rt_store_status op_remove(request_rec *r, const unsigned char *key,
                                  op *o)
 {
@@ -314,7 +339,7 @@ static rt_store_status op_remove(request_rec *r, const unsigned char *key,
 
 static rt_store_status op_take(request_rec *r, const unsigned char *key, op *o)
 {
-    rt_store_status st = raw_get(r, key, o->out);
+    rt_store_status st = raw_get(r, key, &o->got);
 
     if (st == RT_STORE_OK) {
         st = raw_remove(r, key);
@@ -322,61 +347,94 @@ static rt_store_status op_take(request_rec *r, const unsigned char *key, op *o)
     return st == RT_STORE_NOTFOUND ? confirm_miss(r) : st;
 }
 
+/* Read-modify-write: the one place that decodes and encodes under the
+ * mutex, as the new record depends on the old one. */
 static rt_store_status op_update(request_rec *r, const unsigned char *key,
                                  op *o)
 {
     json_t *old = NULL, *new;
     apr_int64_t exp = 0;
-    rt_store_status st = raw_get(r, key, &old);
+    rt_store_status st = decode(r, raw_get(r, key, &o->got), &o->got, &old);
 
     if (st == RT_STORE_DOWN) {
         return st;
     }
     new = o->fn(r, st == RT_STORE_OK ? old : NULL, o->baton, &exp);
-    st = new ? raw_put(r, key, exp, new) : RT_STORE_OK;
+    st = RT_STORE_OK;
+    if (new != NULL) {
+        const char *val;
+        apr_size_t len;
+
+        st = encode(r, exp, new, &val, &len);
+        if (st == RT_STORE_OK) {
+            st = raw_put(r, key, exp, val, len);
+        }
+    }
     json_decref(new);
     return st;
+}
+
+void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
+{
+    unsigned char(*keys)[RT_REC_KEY_LEN] =
+        apr_palloc(r->pool, (apr_size_t)n * RT_REC_KEY_LEN);
+    raw_rec *got = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*got));
+    const char **val = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*val));
+    apr_size_t *len = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*len));
+    int locked = needs_lock(), ready = instance != NULL, i;
+
+    /* Keys and encoding before the mutex, decoding after it. */
+    for (i = 0; i < n; i++) {
+        rt_store_step *t = &steps[i];
+
+        t->st = RT_STORE_DOWN;
+        t->got = NULL;
+        ready = ready &&
+                rt_record_key(keys[i], t->kind, t->material,
+                              strlen(t->material)) &&
+                (t->put == NULL ||
+                 encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
+    }
+    if (!ready || (locked && !lock(r))) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        rt_store_step *t = &steps[i];
+
+        t->st = t->put ? raw_put(r, keys[i], t->exp, val[i], len[i])
+                       : raw_get(r, keys[i], &got[i]);
+        if (t->st == RT_STORE_DOWN || (t->stop_if_found && t->st == RT_STORE_OK)) {
+            break;
+        }
+    }
+    if (locked) {
+        unlock(r);
+    }
+    for (int j = 0; j < n && j <= i; j++) {
+        if (steps[j].put == NULL) {
+            steps[j].st = decode(r, steps[j].st, &got[j], &steps[j].got);
+        }
+    }
 }
 
 rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
                              const char *material, apr_int64_t exp,
                              const json_t *data)
 {
-    op o = {op_put, exp, data, NULL, NULL, NULL};
-    return with_record(r, kind, material, 0, &o);
-}
+    rt_store_step t = {kind, material, data, exp, 0, NULL, RT_STORE_DOWN};
 
-void rt_store_get_many(request_rec *r, rt_rec_kind kind, int n,
-                       const char *const *materials, json_t **data,
-                       rt_store_status *st)
-{
-    unsigned char(*keys)[RT_REC_KEY_LEN] =
-        apr_palloc(r->pool, (apr_size_t)n * RT_REC_KEY_LEN);
-    int locked = needs_lock(), made = instance != NULL;
-
-    for (int i = 0; i < n; i++) {
-        made = made && rt_record_key(keys[i], kind, materials[i],
-                                     strlen(materials[i]));
-        st[i] = RT_STORE_DOWN;
-    }
-    if (!made || (locked && !lock(r))) {
-        return;
-    }
-    for (int i = 0; i < n; i++) {
-        st[i] = raw_get(r, keys[i], &data[i]);
-    }
-    if (locked) {
-        unlock(r);
-    }
+    rt_store_steps(r, &t, 1);
+    return t.st;
 }
 
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data)
 {
-    rt_store_status st;
+    rt_store_step t = {kind, material, NULL, 0, 0, NULL, RT_STORE_DOWN};
 
-    rt_store_get_many(r, kind, 1, &material, data, &st);
-    return st;
+    rt_store_steps(r, &t, 1);
+    *data = t.got;
+    return t.st;
 }
 
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
@@ -384,15 +442,17 @@ rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
 {
     /* Always under the mutex: it makes get+remove one step on this host;
      * across hosts only the request whose remove succeeds holds the
-     * record. */
-    op o = {op_take, 0, NULL, data, NULL, NULL};
-    return with_record(r, kind, material, 1, &o);
+     * record. The record is decoded after the mutex is released. */
+    op o = {op_take, {NULL, 0}, NULL, NULL};
+    rt_store_status st = with_record(r, kind, material, 1, &o);
+
+    return decode(r, st, &o.got, data);
 }
 
 rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
                                 const char *material)
 {
-    op o = {op_remove, 0, NULL, NULL, NULL, NULL};
+    op o = {op_remove, {NULL, 0}, NULL, NULL};
     return with_record(r, kind, material, 0, &o);
 }
 
@@ -400,6 +460,6 @@ rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
                                 const char *material, rt_store_update_fn fn,
                                 void *baton)
 {
-    op o = {op_update, 0, NULL, NULL, fn, baton};
+    op o = {op_update, {NULL, 0}, fn, baton};
     return with_record(r, kind, material, 1, &o);
 }

@@ -31,11 +31,22 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data);
 
-/* Reads n records of one kind in one turn of the mutex; st[i] and data[i]
- * as rt_store_get gives them. */
-void rt_store_get_many(request_rec *r, rt_rec_kind kind, int n,
-                       const char *const *materials, json_t **data,
-                       rt_store_status *st);
+/* Reads and writes of several records in one turn of the mutex, in order:
+ * a step writes put (until exp) when put is set, else reads the record
+ * into got (owned by r->pool). Records are encoded before the mutex is
+ * taken and decoded after it is released. The steps after one whose store
+ * is down, or after a read marked stop_if_found that found its record,
+ * are not run (their st stays RT_STORE_DOWN). */
+typedef struct {
+    rt_rec_kind kind;
+    const char *material;
+    const json_t *put;
+    apr_int64_t exp;
+    int stop_if_found;
+    json_t *got;
+    rt_store_status st;
+} rt_store_step;
+void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
 
 /* Reads and removes the record; a miss is confirmed by a probe write, so
  * RT_STORE_NOTFOUND means the store answered. Of concurrent takers of one

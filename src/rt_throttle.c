@@ -2,6 +2,7 @@
 
 #include "http_log.h"
 #include <apr_strings.h>
+#include <string.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -39,9 +40,7 @@ apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
                               const char *principal, int *counted)
 {
     int seconds, limit = rt_conf_throttle(dc, &seconds);
-    const char *keys[2];
-    json_t *d[2] = {NULL, NULL};
-    rt_store_status st[2];
+    rt_store_step t[2];
     apr_int64_t a, b;
 
     *counted = 0;
@@ -49,12 +48,14 @@ apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
         return 0;
     }
     /* Both counters in one turn of the store's mutex. */
-    keys[0] = principal_key(r, principal);
-    keys[1] = address_key(r);
-    rt_store_get_many(r, RT_REC_THROTTLE, 2, keys, d, st);
-    *counted = st[0] == RT_STORE_OK;
-    a = blocked_for(r, st[0], d[0], limit);
-    b = blocked_for(r, st[1], d[1], limit * ADDRESS_FACTOR);
+    memset(t, 0, sizeof(t));
+    t[0].kind = t[1].kind = RT_REC_THROTTLE;
+    t[0].material = principal_key(r, principal);
+    t[1].material = address_key(r);
+    rt_store_steps(r, t, 2);
+    *counted = t[0].st == RT_STORE_OK;
+    a = blocked_for(r, t[0].st, t[0].got, limit);
+    b = blocked_for(r, t[1].st, t[1].got, limit * ADDRESS_FACTOR);
     if (a == 0 && b == 0) {
         return 0;
     }
