@@ -74,8 +74,10 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
     if (ttl > 0) {
         if (st == AUTH_GRANTED) {
             rt_credcache_put(cache, scope, id, secret, now, now + ttl);
-        } else {
+        } else if (st == AUTH_DENIED) {
             rt_credcache_forget(cache, scope, id, secret);
+        } else {
+            rt_credcache_release(cache, scope, id, secret);
         }
     }
     return st;

@@ -18,6 +18,7 @@ typedef struct {
     apr_int64_t since; /* verified at */
     apr_int64_t until; /* 0: empty */
     int checking;      /* a caller is checking this tag with the provider */
+    unsigned int ended; /* checks ended in this slot: a waiter's wake-up */
     char *value;       /* malloc'd, or NULL */
 } slot;
 
@@ -116,6 +117,7 @@ static void unlock(rt_credcache *c)
 static void check_ended(rt_credcache *c, slot *s)
 {
     s->checking = 0;
+    s->ended++;
 #if APR_HAS_THREADS
     apr_thread_cond_broadcast(c->checked);
 #endif
@@ -146,6 +148,8 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
     unsigned char tag[RT_SHA256_LEN];
     apr_time_t deadline = apr_time_now() + WAIT_AT_MOST;
     rt_credcache_result res;
+    unsigned int ended = 0;
+    int waited = 0;
     slot *s;
 
     if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
@@ -165,15 +169,24 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
             }
             break;
         }
-        /* Another request checks this very credential: its answer will
-         * do for this one too, unless it fails. */
-        if (same && s->checking && wait_check(c, deadline)) {
-            continue;
+        /* Another request checks this very credential: its success will
+         * do for this one too. Once that check has ended without one (a
+         * wrong secret, a provider error) or the wait is over, this
+         * request checks by itself, alongside the others that waited:
+         * they do not queue behind each other. */
+        if (same && s->checking && (!waited || s->ended == ended)) {
+            if (!waited) {
+                waited = 1;
+                ended = s->ended;
+            }
+            if (wait_check(c, deadline)) {
+                continue;
+            }
         }
         res = RT_CREDCACHE_MISS;
-        /* Claim the slot for this check unless it holds another live
-         * entry or another check. */
-        if (!s->checking && s->until <= now) {
+        /* Claim the slot for this check unless this request waited, or the
+         * slot holds another live entry or another check. */
+        if (!waited && !s->checking && s->until <= now) {
             free(s->value);
             s->value = NULL;
             memcpy(s->tag, tag, RT_SHA256_LEN);
@@ -186,8 +199,10 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
     return res;
 }
 
-void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
-                         const char *secret)
+/* Ends a check of (scope, id, secret), dropping its entry when drop is
+ * set. */
+static void end_check(rt_credcache *c, const char *scope, const char *id,
+                      const char *secret, int drop)
 {
     unsigned char tag[RT_SHA256_LEN];
     slot *s;
@@ -198,10 +213,24 @@ void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
     s = slot_for(c, tag);
     lock(c);
     if (CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0) {
-        s->until = 0;
+        if (drop) {
+            s->until = 0;
+        }
         check_ended(c, s);
     }
     unlock(c);
+}
+
+void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
+                         const char *secret)
+{
+    end_check(c, scope, id, secret, 1);
+}
+
+void rt_credcache_release(rt_credcache *c, const char *scope, const char *id,
+                          const char *secret)
+{
+    end_check(c, scope, id, secret, 0);
 }
 
 const char *rt_credcache_get(rt_credcache *c, apr_pool_t *p, const char *scope,

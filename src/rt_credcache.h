@@ -27,10 +27,10 @@ typedef enum {
 
 /* Whether (scope, id, secret) was verified and has not expired at now.
  * After MISS or RENEW the caller checks the credential and must then call
- * rt_credcache_put (it was right) or rt_credcache_forget (it was not, or
- * the check failed). While one caller checks a credential, the others
- * asking for the same one wait for its answer (at most 5 s) instead of
- * checking it too. */
+ * rt_credcache_put (it was right), rt_credcache_forget (it was wrong) or
+ * rt_credcache_release (the check failed). While one caller checks a
+ * credential, the others asking for the same one wait (at most 5 s) for
+ * its success instead of checking too; when it fails they each check. */
 rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
                                      apr_int64_t now);
@@ -43,6 +43,11 @@ void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,
 /* Drops the entry of (scope, id, secret), if any, and ends a check of it. */
 void rt_credcache_forget(rt_credcache *c, const char *scope, const char *id,
                          const char *secret);
+
+/* Ends a check of (scope, id, secret) that could not decide (the provider
+ * failed): a live entry stays until it expires. */
+void rt_credcache_release(rt_credcache *c, const char *scope, const char *id,
+                          const char *secret);
 
 /* The value stored for (scope, id) by rt_credcache_put_value, copied into
  * p, or NULL. */

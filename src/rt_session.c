@@ -140,15 +140,16 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (!login_from_json(r, data, login) || login->family == NULL) {
         return RT_REFRESH_INVALID;
     }
-    /* In one turn of the store's mutex: mark the old token used, look for
-     * a revocation of the session, and store the next token unless the
-     * session was revoked. */
+    /* Mark the old token used, look for a revocation of the session, and
+     * store the next token unless the session was revoked: one turn of the
+     * store's mutex where it has one. A failed look fails closed. */
     marker = json_pack("{s:s,s:I,s:I}", "fam", login->family, "sexp",
                        (json_int_t)login->session_exp, "at",
                        (json_int_t)apr_time_sec(r->request_time));
     data = new_refresh(r, login, next);
-    if (data == NULL) {
+    if (data == NULL || marker == NULL) {
         json_decref(marker);
+        json_decref(data);
         return RT_REFRESH_DOWN;
     }
     {

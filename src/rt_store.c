@@ -423,6 +423,9 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
 {
     rt_store_step t = {kind, material, data, exp, 0, NULL, RT_STORE_DOWN};
 
+    if (data == NULL) {
+        return RT_STORE_DOWN; /* nothing to write (out of memory) */
+    }
     rt_store_steps(r, &t, 1);
     return t.st;
 }

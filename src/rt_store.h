@@ -31,12 +31,14 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
 rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data);
 
-/* Reads and writes of several records in one turn of the mutex, in order:
- * a step writes put (until exp) when put is set, else reads the record
- * into got (owned by r->pool). Records are encoded before the mutex is
- * taken and decoded after it is released. The steps after one whose store
- * is down, or after a read marked stop_if_found that found its record,
- * are not run (their st stays RT_STORE_DOWN). */
+/* Reads and writes of several records, in order: a step writes put
+ * (until exp) when put is set, else reads the record into got (owned by
+ * r->pool). With a store that needs the mutex (shmcb, dbm) all steps run
+ * in one turn of it; redis and memcache run them one by one, as before.
+ * Records are encoded before the mutex is taken and decoded after it is
+ * released. The steps after one whose store is down, or after a read
+ * marked stop_if_found whose record is there (even if it then does not
+ * decode), are not run: their st stays RT_STORE_DOWN. */
 typedef struct {
     rt_rec_kind kind;
     const char *material;

@@ -47,7 +47,7 @@ apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
     if (limit == 0) {
         return 0;
     }
-    /* Both counters in one turn of the store's mutex. */
+    /* Both counters in one turn of the store's mutex, where it has one. */
     memset(t, 0, sizeof(t));
     t[0].kind = t[1].kind = RT_REC_THROTTLE;
     t[0].material = principal_key(r, principal);

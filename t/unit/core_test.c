@@ -611,26 +611,49 @@ static void test_credcache_single_check(void)
     ok(w.done && w.res == RT_CREDCACHE_HIT,
        "and takes the first one's success as a hit");
 
+    /* pw's entry is dropped; a check of pw2 is under way. */
+    rt_credcache_forget(c, "s", "app", "pw");
     ok(rt_credcache_hit(c, "s", "app", "pw2", 300) == RT_CREDCACHE_MISS,
        "a wrong secret misses and is checked");
     w.done = 0;
     pthread_create(&t, NULL, wait_for_check, &w);
-    pthread_join(t, NULL);
-    ok(w.done && w.res == RT_CREDCACHE_HIT,
+    usleep(300 * 1000);
+    ok(w.done && w.res == RT_CREDCACHE_MISS,
        "a check of another secret does not hold the right one up");
+    pthread_join(t, NULL);
     rt_credcache_forget(c, "s", "app", "pw2");
 
     rt_credcache_forget(c, "s", "app", "pw");
     ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
        "after a forget the next request checks again");
-    w.done = 0;
-    pthread_create(&t, NULL, wait_for_check, &w);
-    usleep(300 * 1000);
-    ok(!w.done, "a request waits for that check");
+    {
+        waiter w2 = {c, 0, RT_CREDCACHE_HIT};
+        pthread_t t2;
+
+        w.done = 0;
+        w.res = RT_CREDCACHE_HIT;
+        pthread_create(&t, NULL, wait_for_check, &w);
+        pthread_create(&t2, NULL, wait_for_check, &w2);
+        usleep(300 * 1000);
+        ok(!w.done && !w2.done, "two requests wait for that check");
+        rt_credcache_forget(c, "s", "app", "pw");
+        usleep(300 * 1000);
+        /* Neither may claim the slot and make the other wait again. */
+        ok(w.done && w.res == RT_CREDCACHE_MISS && w2.done &&
+               w2.res == RT_CREDCACHE_MISS,
+           "when it fails, both check by themselves at once, not in turn");
+        pthread_join(t, NULL);
+        pthread_join(t2, NULL);
+    }
     rt_credcache_forget(c, "s", "app", "pw");
-    pthread_join(t, NULL);
-    ok(w.done && w.res == RT_CREDCACHE_MISS,
-       "and checks itself when the first check fails");
+
+    /* A provider error ends a renewal without dropping the entry. */
+    rt_credcache_put(c, "s", "app", "pw", 300, 340);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 330) == RT_CREDCACHE_RENEW,
+       "renewal claimed");
+    rt_credcache_release(c, "s", "app", "pw");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 331) == RT_CREDCACHE_RENEW,
+       "after a failed renewal the entry still hits and is renewed again");
     rt_credcache_forget(c, "s", "app", "pw");
 }
 
@@ -695,12 +718,12 @@ static void test_random_fork(void)
         rt_random_bytes(child, sizeof(child));
         _exit(write(fds[1], child, sizeof(child)) == sizeof(child) ? 0 : 1);
     }
+    close(fds[1]); /* a child that dies gives EOF, not a hang */
     rt_random_bytes(parent, sizeof(parent));
     ok(pid > 0 && read(fds[0], child, sizeof(child)) == sizeof(child) &&
            memcmp(parent, child, sizeof(parent)) != 0,
        "parent and forked child draw different bytes");
     close(fds[0]);
-    close(fds[1]);
     if (pid > 0) {
         waitpid(pid, NULL, 0);
     }
