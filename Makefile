@@ -1,9 +1,9 @@
 # mod_runai_token — see README.md. Run ./configure first (make does it for you).
 
-# `make run`, `make test`, `make test-asan` and `make leakcheck` install
-# what is missing and configure first, then build in a sub-make that reads
-# config.mk.
-ifeq ($(filter run test test-asan leakcheck,$(MAKECMDGOALS)),)
+# `make run`, `make test`, `make test-asan`, `make leakcheck` and
+# `make bench` install what is missing and configure first, then build in a
+# sub-make that reads config.mk.
+ifeq ($(filter run test test-asan leakcheck bench,$(MAKECMDGOALS)),)
 -include config.mk
 endif
 
@@ -108,7 +108,11 @@ demo: all
 	MODULE=$(CURDIR)/$(SO) APXS=$(APXS) ./scripts/run-demo.sh
 
 # wrk on loopback; figures are ratios to a ceiling measured in the same run.
-bench: all
+# wrk against a local httpd; see README.md "Performance".
+bench:
+	scripts/deps.sh
+	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
+	$(MAKE) all
 	/usr/bin/python3 bench/bench.py
 
 # libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
