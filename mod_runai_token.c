@@ -160,8 +160,6 @@ static const rt_route *find_route(const char *path, const rt_server_conf *sc)
     return NULL;
 }
 
-/* Reads a legacy route's query into fields, then keeps the secrets out of
- * the access log (%r, %q) by redacting the query. */
 /* Reads a legacy route's query as a form (same decoding and refusals as
  * the OAuth dialect: no NUL, no parameter twice), then keeps the secrets
  * out of the access log (%r, %q) by redacting the query. */

@@ -14,13 +14,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODULE = os.path.join(TOP, ".libs", "mod_runai_token.so")
@@ -265,13 +265,16 @@ def paired(server, name, path, base, conns=LOADS, env_fn=None, **kw):
     the base and returns its rate; env_fn(round) gives wrk's environment
     for a round (fresh refresh tokens)."""
     per = max(1, round(SECONDS / ROUNDS))
-    warm_env = env_fn(-1) if env_fn else kw.pop("env", None)
-    env = kw.pop("env", warm_env)
-    wrk(server, path, WARMUP, conns, env=warm_env, **kw)
+    env = kw.pop("env", None)
+
+    def env_of(i):
+        return env_fn(i) if env_fn else env
+
+    wrk(server, path, WARMUP, conns, env=env_of(-1), **kw)
     rounds, bases = [], []
     for i in range(ROUNDS):
         bases.append(base(per))
-        r = wrk(server, path, per, conns, env=env_fn(i) if env_fn else env, **kw)
+        r = wrk(server, path, per, conns, env=env_of(i), **kw)
         r["ratio"] = r["rps"] / bases[-1]
         rounds.append(r)
     reqs = sum(r["requests"] for r in rounds)
@@ -313,7 +316,6 @@ def seed_refresh_tokens(server, path, per_thread):
     """Refresh tokens to start the chains of one run: one password login
     each (4 at a time), written to path1 and path2, one file per wrk
     thread."""
-    from concurrent.futures import ThreadPoolExecutor
 
     def login(_):
         return server.post("/api/v1/token", {"grantType": "password",

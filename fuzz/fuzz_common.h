@@ -33,6 +33,16 @@ static inline void fuzz_init_apr(void)
     atexit(fuzz_fini_apr);
 }
 
+/* The libFuzzer initialiser of a target that needs nothing but APR. */
+#define FUZZ_INIT_APR_ONLY                                                     \
+    int LLVMFuzzerInitialize(int *argc, char ***argv)                          \
+    {                                                                          \
+        (void)argc;                                                            \
+        (void)argv;                                                            \
+        fuzz_init_apr();                                                       \
+        return 0;                                                              \
+    }
+
 /* A pool for one input, the stand-in for r->pool. */
 static inline apr_pool_t *fuzz_pool(void)
 {

@@ -26,13 +26,7 @@ static void parse_with(apr_pool_t *p, const uint8_t *data, size_t size,
     }
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init_apr();
-    return 0;
-}
+FUZZ_INIT_APR_ONLY
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

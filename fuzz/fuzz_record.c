@@ -8,13 +8,7 @@
 
 #define NOW 1700000000
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    fuzz_init_apr();
-    return 0;
-}
+FUZZ_INIT_APR_ONLY
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

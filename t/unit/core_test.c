@@ -595,16 +595,24 @@ static void *wait_for_check(void *arg)
     return NULL;
 }
 
+/* Starts w's request in a thread and gives it 0.3 s to finish or block. */
+static void start_waiter(waiter *w, pthread_t *t)
+{
+    w->done = 0;
+    w->res = RT_CREDCACHE_RENEW; /* no answer of these cases */
+    pthread_create(t, NULL, wait_for_check, w);
+    usleep(300 * 1000);
+}
+
 static void test_credcache_single_check(void)
 {
     rt_credcache *c = rt_credcache_create(pool, 64);
-    waiter w = {c, 0, RT_CREDCACHE_MISS};
-    pthread_t t;
+    waiter w = {c, 0, RT_CREDCACHE_RENEW}, w2 = {c, 0, RT_CREDCACHE_RENEW};
+    pthread_t t, t2;
 
     ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
        "first request misses and checks");
-    pthread_create(&t, NULL, wait_for_check, &w);
-    usleep(300 * 1000);
+    start_waiter(&w, &t);
     ok(!w.done, "a second request for the same credential waits");
     rt_credcache_put(c, "s", "app", "pw", 300, 310);
     pthread_join(t, NULL);
@@ -615,9 +623,7 @@ static void test_credcache_single_check(void)
     rt_credcache_forget(c, "s", "app", "pw");
     ok(rt_credcache_hit(c, "s", "app", "pw2", 300) == RT_CREDCACHE_MISS,
        "a wrong secret misses and is checked");
-    w.done = 0;
-    pthread_create(&t, NULL, wait_for_check, &w);
-    usleep(300 * 1000);
+    start_waiter(&w, &t);
     ok(w.done && w.res == RT_CREDCACHE_MISS,
        "a check of another secret does not hold the right one up");
     pthread_join(t, NULL);
@@ -626,25 +632,17 @@ static void test_credcache_single_check(void)
     rt_credcache_forget(c, "s", "app", "pw");
     ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
        "after a forget the next request checks again");
-    {
-        waiter w2 = {c, 0, RT_CREDCACHE_HIT};
-        pthread_t t2;
-
-        w.done = 0;
-        w.res = RT_CREDCACHE_HIT;
-        pthread_create(&t, NULL, wait_for_check, &w);
-        pthread_create(&t2, NULL, wait_for_check, &w2);
-        usleep(300 * 1000);
-        ok(!w.done && !w2.done, "two requests wait for that check");
-        rt_credcache_forget(c, "s", "app", "pw");
-        usleep(300 * 1000);
-        /* Neither may claim the slot and make the other wait again. */
-        ok(w.done && w.res == RT_CREDCACHE_MISS && w2.done &&
-               w2.res == RT_CREDCACHE_MISS,
-           "when it fails, both check by themselves at once, not in turn");
-        pthread_join(t, NULL);
-        pthread_join(t2, NULL);
-    }
+    start_waiter(&w, &t);
+    start_waiter(&w2, &t2);
+    ok(!w.done && !w2.done, "two requests wait for that check");
+    rt_credcache_forget(c, "s", "app", "pw");
+    usleep(300 * 1000);
+    /* Neither may claim the slot and make the other wait again. */
+    ok(w.done && w.res == RT_CREDCACHE_MISS && w2.done &&
+           w2.res == RT_CREDCACHE_MISS,
+       "when it fails, both check by themselves at once, not in turn");
+    pthread_join(t, NULL);
+    pthread_join(t2, NULL);
     rt_credcache_forget(c, "s", "app", "pw");
 
     /* A provider error ends a renewal without dropping the entry. */
