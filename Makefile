@@ -8,49 +8,70 @@ ifeq ($(filter run test test-asan leakcheck bench,$(MAKECMDGOALS)),)
 endif
 
 MODULE   = mod_runai_token
-SRCS     = mod_runai_token.c $(wildcard src/*.c)
-HDRS     = $(wildcard src/*.h)
-# The core that needs no httpd: unit tests and fuzzers link it alone.
-CORE     = src/rt_util.c src/rt_error.c src/rt_request.c src/rt_keys.c src/rt_jwt.c \
-           src/rt_record.c src/rt_form.c src/rt_verify.c src/rt_oidc.c \
-           src/rt_credcache.c src/rt_authreq.c src/rt_crypto.c
+# The layout is the architecture: src/core needs no httpd (APR, OpenSSL,
+# jansson, libjwt) and is compiled without httpd's include directory, so an
+# httpd header there fails the build; the unit tests and the fuzzers link it
+# alone. src/httpd and mod_runai_token.c are the glue.
+CORE     = $(sort $(wildcard src/core/*.c))
+GLUE     = mod_runai_token.c $(sort $(wildcard src/httpd/*.c))
 WARN     = -Wall -Wextra -Werror
+# One object per source file, with its header dependencies (-MMD).
+OBJ      = build/obj
 SO       = .libs/$(MODULE).so
+CORE_OBJS = $(CORE:%.c=$(OBJ)/%.o)
+GLUE_OBJS = $(GLUE:%.c=$(OBJ)/%.o)
+# make V=1 shows the compiler's command lines.
+Q        = $(if $(filter 1,$(V)),,@)
+# Extra flags, e.g. the sanitizer build of scripts/test-asan.sh.
+XCFLAGS  =
+XLDFLAGS =
+MOD_CFLAGS = $(APXS_CFLAGS) $(WARN) -fPIC -MMD -MP $(XCFLAGS)
 UNIT_BIN = t/unit/bin/core_test
 TOOLS    = t/bin/jwt_verify
-CC      ?= cc
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
-        fuzz clean distclean format
+        fuzz clean distclean format format-check
 
 all: $(SO)
 
 config.mk: configure
 	./configure $(CONFIGURE_FLAGS)
 
-$(SO): config.mk $(SRCS) $(HDRS)
-	$(APXS) -c -o $(MODULE).la $(addprefix -Wc$(comma),$(WARN)) \
-	    $(filter -I% -D%,$(DEP_CFLAGS)) -Isrc $(SRCS) $(DEP_LIBS)
+$(OBJ)/src/core/%.o: src/core/%.c config.mk
+	@mkdir -p $(dir $@)
+	@echo "  CC (core)  $<"
+	$(Q)$(CC) $(MOD_CFLAGS) $(CORE_CFLAGS) -Isrc/core -c -o $@ $<
 
-comma := ,
+$(OBJ)/%.o: %.c config.mk
+	@mkdir -p $(dir $@)
+	@echo "  CC (httpd) $<"
+	$(Q)$(CC) $(MOD_CFLAGS) $(CORE_CFLAGS) $(HTTPD_CFLAGS) -Isrc/core -Isrc/httpd \
+	    -c -o $@ $<
+
+$(SO): $(CORE_OBJS) $(GLUE_OBJS)
+	@mkdir -p $(dir $@)
+	@echo "  LD         $@"
+	$(Q)$(CC) -shared -fPIC -o $@ $^ $(APXS_LDFLAGS) $(XLDFLAGS) $(DEP_LIBS)
+
+-include $(CORE_OBJS:.o=.d) $(GLUE_OBJS:.o=.d)
 
 install: $(SO)
-	$(APXS) -i -n runai_token $(MODULE).la
+	$(APXS) -i -n runai_token $(SO)
 ifeq ($(ENABLE),1)
 	install -m 644 conf/runai_token.load conf/runai_token.conf $(SYSCONFDIR)/mods-available/
 	a2enmod runai_token
 endif
 
-$(UNIT_BIN): t/unit/core_test.c $(CORE) $(HDRS) config.mk
+$(UNIT_BIN): t/unit/core_test.c $(CORE_OBJS) config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) -g -O1 $(DEP_CFLAGS) -Isrc -o $@ t/unit/core_test.c $(CORE) \
-	    $(DEP_LIBS) $(APR_LIBS)
+	$(CC) $(WARN) -g -O1 $(CORE_CFLAGS) -Isrc/core -o $@ t/unit/core_test.c \
+	    $(CORE_OBJS) $(DEP_LIBS) $(APR_LIBS)
 
 unit: $(UNIT_BIN)
 
 t/bin/jwt_verify: t/tools/jwt_verify.c config.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(WARN) -g -O1 $(DEP_CFLAGS) -o $@ $< $(DEP_LIBS)
+	$(CC) $(WARN) -g -O1 $(CORE_CFLAGS) -o $@ $< $(DEP_LIBS)
 
 test-tools: $(TOOLS)
 
@@ -80,9 +101,8 @@ test-asan:
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
 	$(MAKE) check-asan
 
-SAN_ENV = APXS='$(APXS)' DEP_CFLAGS='$(DEP_CFLAGS)' DEP_LIBS='$(DEP_LIBS)' \
-          APR_LIBS='$(APR_LIBS)' SRCS='$(SRCS)' CORE='$(CORE)' WARN='$(WARN)' \
-          TEST_FLAGS='$(TEST_FLAGS)'
+SAN_ENV = APXS='$(APXS)' CORE_CFLAGS='$(CORE_CFLAGS)' DEP_LIBS='$(DEP_LIBS)' \
+          APR_LIBS='$(APR_LIBS)' WARN='$(WARN)' TEST_FLAGS='$(TEST_FLAGS)'
 
 check-asan: test-tools
 	$(SAN_ENV) scripts/test-asan.sh
@@ -120,12 +140,17 @@ fuzz:
 	scripts/deps.sh --sanitizers
 	fuzz/run.sh
 
+FORMATTED = mod_runai_token.c $(wildcard src/*/*.[ch] t/unit/*.c t/tools/*.c fuzz/*.[ch] bench/*.c)
+
 format:
-	clang-format -i mod_runai_token.c src/*.c src/*.h t/unit/*.c fuzz/*.c fuzz/*.h
+	clang-format -i $(FORMATTED)
+
+# Fails when clang-format would change a file (.ci/run runs it).
+format-check:
+	clang-format --dry-run -Werror $(FORMATTED)
 
 clean:
-	rm -rf .libs src/.libs *.la *.lo *.slo *.o src/*.la src/*.lo src/*.slo src/*.o \
-	    t/unit/bin t/bin build
+	rm -rf .libs *.la *.lo *.slo t/unit/bin t/bin build
 	-[ -f t/TEST.PL ] && APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -clean >/dev/null 2>&1 || true
 
 distclean: clean

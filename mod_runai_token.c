@@ -1,8 +1,9 @@
 /* mod_runai_token: the Run:ai API 2.19 token endpoints inside Apache httpd.
  *
  * This file is the front door: the module record, the directive table, the
- * hooks, and the route table that maps method + path to a grant. The core
- * lives in src/ (see README.md, "Source layout"). */
+ * hooks, and the route table that maps method + path to a grant. The code
+ * that needs no httpd lives in src/core, the rest of the glue in src/httpd;
+ * see docs/testing.md, "Source layout". */
 
 #include "httpd.h"
 #include "http_config.h"
@@ -15,6 +16,7 @@
 #include "util_script.h"
 
 #include "rt_authn.h"
+#include "rt_json.h"
 #include "rt_authorize.h"
 #include "rt_config.h"
 #include "rt_form.h"
@@ -28,7 +30,7 @@
 
 #define HANDLER_NAME "runai-token"
 
-/* SPEC §1: deprecated routes carry RFC 9745 Deprecation (2024-09-01) and a
+/* Deprecated routes carry RFC 9745 Deprecation (2024-09-01) and a
  * Link to their successor. */
 #define DEPRECATION_DATE "@1725148800"
 #define SUCCESSOR_LINK "</api/v1/token>; rel=\"successor-version\""
@@ -76,64 +78,64 @@ static const rt_route routes[] = {
 };
 
 static const command_rec rt_directives[] = {
-    AP_INIT_TAKE1("RunaiTokenIssuer", rt_set_issuer, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("RunaiTokenIssuer", rt_config_set_issuer, NULL, RSRC_CONF,
                   "Issuer URL of the tokens (iss); default https:// + "
                   "ServerName"),
-    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_set_signing_key, NULL, RSRC_CONF,
+    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_config_set_signing_key, NULL, RSRC_CONF,
                    "PEM key file (RSA or EC) or hmac:FILE, and an optional "
                    "key id; the first one signs"),
-    AP_INIT_ITERATE("RunaiTokenAudience", rt_set_audience, NULL,
+    AP_INIT_ITERATE("RunaiTokenAudience", rt_config_set_audience, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "Audiences (aud) of access tokens; default runai"),
-    AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_set_access_lifetime, NULL,
+    AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_config_set_access_lifetime, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Lifetime of access and id tokens in seconds; default "
                   "3600"),
-    AP_INIT_ITERATE("RunaiTokenAppProvider", rt_set_provider,
+    AP_INIT_ITERATE("RunaiTokenAppProvider", rt_config_set_provider,
                     (void *)APR_OFFSETOF(rt_dir_conf, app_providers),
                     RSRC_CONF | ACCESS_CONF,
                     "Authn providers that check application secrets"),
-    AP_INIT_ITERATE("RunaiTokenPasswordProvider", rt_set_provider,
+    AP_INIT_ITERATE("RunaiTokenPasswordProvider", rt_config_set_provider,
                     (void *)APR_OFFSETOF(rt_dir_conf, password_providers),
                     RSRC_CONF | ACCESS_CONF,
                     "Authn providers that check user passwords"),
-    AP_INIT_TAKE23("RunaiTokenClaim", rt_set_claim,
+    AP_INIT_TAKE23("RunaiTokenClaim", rt_config_set_claim,
                    (void *)APR_OFFSETOF(rt_dir_conf, claims),
                    RSRC_CONF | ACCESS_CONF,
                    "Claim of user tokens: NAME EXPR [string|list|number|bool]"),
-    AP_INIT_TAKE23("RunaiTokenAppClaim", rt_set_claim,
+    AP_INIT_TAKE23("RunaiTokenAppClaim", rt_config_set_claim,
                    (void *)APR_OFFSETOF(rt_dir_conf, app_claims),
                    RSRC_CONF | ACCESS_CONF,
                    "Claim of app tokens: NAME EXPR [string|list|number|bool]"),
-    AP_INIT_TAKE1("RunaiTokenMaxBody", rt_set_max_body, NULL,
+    AP_INIT_TAKE1("RunaiTokenMaxBody", rt_config_set_max_body, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Largest accepted request body in bytes; default 16384"),
-    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_set_refresh_lifetime, NULL,
+    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_config_set_refresh_lifetime, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Longest life of a refresh session from its login, in "
                   "seconds; default 86400"),
-    AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_set_code_lifetime, NULL,
+    AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_config_set_code_lifetime, NULL,
                   RSRC_CONF,
                   "Lifetime of authorization codes in seconds; default 60"),
     AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
                   "Session store: socache PROVIDER[:ARGS]; default shmcb"),
-    AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_set_client, NULL, RSRC_CONF,
+    AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_config_set_client, NULL, RSRC_CONF,
                       "Registered client: ID [REDIRECT_URI...]"),
-    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_set_external_token_var, NULL,
+    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_config_set_external_token_var, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Variable holding an upstream token to return as "
                   "externalToken"),
-    AP_INIT_TAKE1("RunaiTokenAppCache", rt_set_app_cache, NULL,
+    AP_INIT_TAKE1("RunaiTokenAppCache", rt_config_set_app_cache, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds a verified app secret is remembered, or off; "
                   "default 10"),
-    AP_INIT_TAKE1("RunaiTokenLeeway", rt_set_leeway, NULL,
+    AP_INIT_TAKE1("RunaiTokenLeeway", rt_config_set_leeway, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Clock skew allowed on exp and nbf, in seconds; default 30"),
-    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_set_user_claim, NULL,
+    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_config_set_user_claim, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Claim that becomes REMOTE_USER; default sub"),
-    AP_INIT_TAKE12("RunaiTokenThrottle", rt_set_throttle, NULL,
+    AP_INIT_TAKE12("RunaiTokenThrottle", rt_config_set_throttle, NULL,
                    RSRC_CONF | ACCESS_CONF,
                    "Failed attempts per principal and window in seconds, or "
                    "off; default 10 60"),
@@ -186,9 +188,9 @@ static void redact_query(request_rec *r)
                                  r->protocol, NULL);
 }
 
-static int fail(request_rec *r, int status, const char *message)
+static int fail(request_rec *r, rt_error_kind kind, const char *message)
 {
-    rt_error e = {status, message, NULL};
+    rt_error e = {kind, message, NULL};
 
     ap_discard_request_body(r);
     return rt_http_send_error(r, &e);
@@ -218,7 +220,7 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
     char *body;
     apr_size_t len;
     rt_body_kind kind;
-    rt_error *err = rt_http_read_body(c->r, rt_conf_max_body(c->dc),
+    rt_error *err = rt_http_read_body(c->r, rt_config_max_body(c->dc),
                                       route->form, &body, &len, &kind);
 
     if (err == NULL && kind == RT_BODY_FORM) {
@@ -230,9 +232,6 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
     } else if (err == NULL) {
         err =
             rt_request_parse_json(c->r->pool, body, len, route->fields, &c->f);
-    }
-    if (err != NULL) {
-        c->outcome = "bad_request";
     }
     return err;
 }
@@ -259,7 +258,7 @@ static int rt_handler(request_rec *r)
         redact_query(r);
     }
     if (route == NULL) {
-        return fail(r, HTTP_NOT_FOUND, "not found");
+        return fail(r, RT_ERR_NOT_FOUND, "not found");
     }
     if (route->deprecated) {
         apr_table_setn(r->headers_out, "Deprecation", DEPRECATION_DATE);
@@ -268,7 +267,7 @@ static int rt_handler(request_rec *r)
     if (r->method_number != route->method) {
         apr_table_setn(r->headers_out, "Allow",
                        route->method == M_GET ? "GET, HEAD" : "POST");
-        return fail(r, HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        return fail(r, RT_ERR_METHOD, "method not allowed");
     }
     if (route->kind != RT_GRANT) {
         ap_discard_request_body(r);
@@ -285,9 +284,6 @@ static int rt_handler(request_rec *r)
     if (route->query) {
         c.param_names = 1;
         err = read_query(r, args, &c.f);
-        if (err != NULL) {
-            c.outcome = "bad_request";
-        }
     }
     if (err == NULL) {
         err = route->grant(&c, &reply);
@@ -297,7 +293,7 @@ static int rt_handler(request_rec *r)
                   "grant=%s principal=%s client=%s remote=%s outcome=%s",
                   log_value(r, c.grant), log_value(r, c.principal),
                   log_value(r, c.client), log_value(r, r->useragent_ip),
-                  c.outcome);
+                  err ? rt_error_log_word(err) : c.outcome);
     if (err != NULL) {
         return c.oauth ? rt_oauth_send_error(&c, err)
                        : rt_http_send_error(r, err);
@@ -345,8 +341,8 @@ static void rt_register_hooks(apr_pool_t *p)
 }
 
 AP_DECLARE_MODULE(runai_token) = {
-    STANDARD20_MODULE_STUFF,     rt_create_dir_conf,   rt_merge_dir_conf,
-    rt_create_server_conf,       rt_merge_server_conf, rt_directives,
+    STANDARD20_MODULE_STUFF,     rt_config_create_dir,   rt_config_merge_dir,
+    rt_config_create_server,       rt_config_merge_server, rt_directives,
     rt_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
     AP_MODULE_FLAG_ALWAYS_MERGE,

@@ -5,6 +5,7 @@
  * nothing but escaped parameters (no CR, LF, '#' or other injection). */
 #include "fuzz_common.h"
 #include "rt_authreq.h"
+#include "rt_pkce.h"
 #include "rt_form.h"
 #include "rt_util.h"
 
@@ -68,22 +69,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
     char *query = fuzz_cstr(data, size);
-    const char *outcome = NULL;
     rt_authreq q;
     rt_error *e;
 
     /* No input stands for a request without a query: r->args is NULL. */
     e = rt_authreq_parse(p, size == 0 ? NULL : query, &q);
     if (e != NULL) {
-        FUZZ_CHECK(e->status == 400 && rt_error_body(p, e) != NULL);
+        FUZZ_CHECK(rt_error_status(e) == 400 && rt_error_body(p, e) != NULL);
         goto done;
     }
     /* An unknown client first, as for a client_id not configured. */
-    e = rt_authreq_check(p, &q, NULL, &outcome);
-    FUZZ_CHECK(e != NULL && e->status == 400 && outcome != NULL);
-    e = rt_authreq_check(p, &q, uris, &outcome);
+    e = rt_authreq_check(p, &q, NULL);
+    FUZZ_CHECK(e != NULL && rt_error_status(e) == 400 &&
+                   rt_error_log_word(e) != NULL);
+    e = rt_authreq_check(p, &q, uris);
     if (e != NULL) {
-        FUZZ_CHECK(e->status == 400 && outcome != NULL);
+        FUZZ_CHECK(rt_error_status(e) == 400 &&
+                   rt_error_log_word(e) != NULL);
         goto done;
     }
     /* Accepted: the redirect URI is registered byte for byte. */

@@ -16,7 +16,7 @@ static void form(apr_pool_t *p, const uint8_t *data, size_t size)
     rt_error *e = rt_form_parse(p, (const char *)data, size, &f);
 
     if (e != NULL) {
-        FUZZ_CHECK(e->status == 400 && rt_error_body(p, e) != NULL);
+        FUZZ_CHECK(rt_error_status(e) == 400 && rt_error_body(p, e) != NULL);
         return;
     }
     for (int i = 0; i < RT_F__COUNT; i++) {
@@ -45,7 +45,7 @@ static void basic(apr_pool_t *p, const uint8_t *data, size_t size)
     memcpy(header + 6, creds, n + 1);
     e = rt_form_basic_auth(p, header, &id, &secret);
     if (e != NULL) {
-        FUZZ_CHECK(e->status == 400 || e->status == 401);
+        FUZZ_CHECK(rt_error_status(e) == 400 || rt_error_status(e) == 401);
     } else {
         FUZZ_CHECK(id != NULL && *id != '\0' && secret != NULL);
         FUZZ_CHECK(rt_utf8_valid(id, strlen(id)) &&

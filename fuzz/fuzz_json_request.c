@@ -12,7 +12,7 @@ static void parse_with(apr_pool_t *p, const uint8_t *data, size_t size,
     rt_error *e = rt_request_parse_json(p, (const char *)data, size, known, &f);
 
     if (e != NULL) {
-        FUZZ_CHECK(e->status == 400 && e->message != NULL);
+        FUZZ_CHECK(rt_error_status(e) == 400 && e->message != NULL);
         FUZZ_CHECK(rt_error_body(p, e) != NULL);
         return;
     }
@@ -22,7 +22,7 @@ static void parse_with(apr_pool_t *p, const uint8_t *data, size_t size,
         if (f.v[i] != NULL) {
             FUZZ_CHECK(rt_utf8_valid(f.v[i], strlen(f.v[i])));
         }
-        (void)rt_field(&f, (rt_field_id)i);
+        (void)rt_request_field(&f, (rt_field_id)i);
     }
 }
 

@@ -11,9 +11,10 @@
  * exits (fuzz/run.sh does not need it; it is how the seeds were made). */
 #include "fuzz_common.h"
 #include "rt_jwt.h"
-#include "rt_keys.h"
+#include "rt_json.h"
+#include "rt_key.h"
 #include "rt_util.h"
-#include "rt_verify.h"
+#include "rt_jwt.h"
 
 #include <unistd.h>
 #include <apr_strings.h>
@@ -42,7 +43,7 @@
 #define ISSUER "https://runai.test/auth/realms/runai"
 
 static rt_key *key_rsa, *key_ec, *key_hs;
-static rt_verify_params all_keys, one_key[3];
+static rt_jwt_params all_keys, one_key[3];
 
 static void die(const char *what)
 {
@@ -240,7 +241,7 @@ static void load_keys(void)
     rmdir(dir);
 }
 
-static void set_params(rt_verify_params *v, rt_key *const *keys, int n,
+static void set_params(rt_jwt_params *v, rt_key *const *keys, int n,
                        const apr_array_header_t *aud)
 {
     apr_array_header_t *a = apr_array_make(fuzz_root, n, sizeof(rt_key *));
@@ -326,7 +327,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 /* 1 when the claims name one of the configured audiences. */
-static int has_audience(const rt_verify_params *v, json_t *aud)
+static int has_audience(const rt_jwt_params *v, json_t *aud)
 {
     json_t *item;
     size_t i;
@@ -349,7 +350,7 @@ static int has_audience(const rt_verify_params *v, json_t *aud)
     return 0;
 }
 
-static void verify(apr_pool_t *p, const rt_verify_params *v, const char *tok)
+static void verify(apr_pool_t *p, const rt_jwt_params *v, const char *tok)
 {
     const char *why = NULL, *iss;
     json_t *claims = rt_jwt_verify(p, v, tok, &why), *exp, *nbf;

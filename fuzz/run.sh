@@ -34,8 +34,8 @@ if [ "${FUZZ_COVERAGE:-0}" = 1 ] && ! command -v llvm-cov-14 >/dev/null; then
     FUZZ_COVERAGE=0
 fi
 
-# The core sources are the Makefile's CORE list: the very code the module
-# links, nothing copied. -o config.mk: reading it must not run ./configure.
+# The core sources are the Makefile's CORE list (src/core): the very code
+# the module links, nothing copied. -o config.mk: reading it must not run ./configure.
 # shellcheck disable=SC2016
 CORE=$(make -s --no-print-directory -o config.mk -f Makefile \
     --eval 'print-core: ; @echo $(CORE)' print-core)
@@ -53,24 +53,24 @@ objs=()
 for src in $CORE; do
     obj="$WORK/obj/$(basename "${src%.c}").o"
     # shellcheck disable=SC2086
-    $CC $CFLAGS $DEP_CFLAGS -Isrc -c "$src" -o "$obj"
+    $CC $CFLAGS $DEP_CFLAGS -Isrc/core -c "$src" -o "$obj"
     objs+=("$obj")
 done
 for t in $TARGETS; do
     [ -f "fuzz/$t.c" ] || { echo "fuzz: no target fuzz/$t.c" >&2; exit 2; }
     # shellcheck disable=SC2086
-    $CC $CFLAGS $DEP_CFLAGS -Isrc -o "$WORK/bin/$t" "fuzz/$t.c" "${objs[@]}" \
+    $CC $CFLAGS $DEP_CFLAGS -Isrc/core -o "$WORK/bin/$t" "fuzz/$t.c" "${objs[@]}" \
         $DEP_LIBS
 done
 
 # The core file each target is about, for the line coverage column.
 parser_of() {
     case "$1" in
-    fuzz_json_request) echo src/rt_request.c ;;
-    fuzz_form) echo src/rt_form.c ;;
-    fuzz_verify) echo src/rt_verify.c ;;
-    fuzz_record) echo src/rt_record.c ;;
-    fuzz_authreq) echo src/rt_authreq.c ;;
+    fuzz_json_request) echo src/core/rt_request.c ;;
+    fuzz_form) echo src/core/rt_form.c ;;
+    fuzz_verify) echo src/core/rt_jwt.c ;;
+    fuzz_record) echo src/core/rt_record.c ;;
+    fuzz_authreq) echo src/core/rt_authreq.c ;;
     esac
 }
 
@@ -88,7 +88,7 @@ line_coverage() {
     mkdir -p "$WORK/cov"
     # shellcheck disable=SC2086
     $CC -g -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping \
-        $DEP_CFLAGS -Isrc -o "$bin" "fuzz/$t.c" $CORE $DEP_LIBS
+        $DEP_CFLAGS -Isrc/core -o "$bin" "fuzz/$t.c" $CORE $DEP_LIBS
     LLVM_PROFILE_FILE="$WORK/cov/$t.profraw" "$bin" -runs=0 "$corpus" \
         >"$WORK/logs/$t.cov.log" 2>&1 || true
     llvm-profdata-14 merge -sparse -o "$prof" "$WORK/cov/$t.profraw"

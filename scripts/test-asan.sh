@@ -4,8 +4,9 @@
 # and UndefinedBehaviorSanitizer. Passes only when every test passes AND no
 # sanitizer wrote a report. See docs/sanitizers.md.
 #
-# The Makefile passes APXS, DEP_CFLAGS, DEP_LIBS, APR_LIBS, SRCS, CORE and
-# WARN (config.mk and its file lists); TEST_FLAGS go to t/TEST.PL.
+# The Makefile passes APXS, CORE_CFLAGS, DEP_LIBS, APR_LIBS and WARN (from
+# config.mk); TEST_FLAGS go to t/TEST.PL. The module is built by the
+# Makefile's own rules with clang and the sanitizers.
 #
 # Everything goes to build/asan/ (the normal build in .libs/ is not touched):
 #   build/asan/.libs/mod_runai_token.so  the instrumented module
@@ -17,10 +18,10 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 top=$(pwd)
 
-for v in APXS SRCS CORE; do
+for v in APXS; do
     [ -n "${!v:-}" ] || { echo "test-asan.sh: $v is not set: run it through 'make test-asan'" >&2; exit 2; }
 done
-DEP_CFLAGS=${DEP_CFLAGS:-}
+CORE_CFLAGS=${CORE_CFLAGS:-}
 DEP_LIBS=${DEP_LIBS:-}
 APR_LIBS=${APR_LIBS:-}
 WARN=${WARN:--Wall -Wextra -Werror}
@@ -30,10 +31,8 @@ TEST_FLAGS=${TEST_FLAGS:-}
 # too: one runtime, one set of options, one log_path for both. (gcc 12 keeps
 # them in two libraries, libasan.so.8 and libubsan.so.1, that interpose each
 # other's __sanitizer_set_report_path: UBSan then ignores log_path and
-# writes to httpd's error log.) apxs compiles with clang-14; APR's libtool
-# links with the gcc it was configured with, so the runtime is named
-# explicitly (-lclang_rt.asan-x86_64, with an rpath) rather than through
-# -fsanitize at link time, which would drag in gcc's libasan.
+# writes to httpd's error log.) The module names the runtime at link time
+# (-lclang_rt.asan-x86_64, with an rpath); httpd gets it preloaded.
 CC=${SAN_CC:-clang-14}
 command -v "$CC" >/dev/null 2>&1 ||
     { echo "test-asan: $CC not found (Debian packages clang-14 libclang-rt-14-dev llvm-14)" >&2; exit 1; }
@@ -47,26 +46,18 @@ symbolizer=$(command -v llvm-symbolizer-14 || command -v llvm-symbolizer || true
 out=$top/build/asan
 logs=$out/logs
 rm -rf "$out"
-mkdir -p "$out/src" "$out/bin" "$logs"
+mkdir -p "$out/bin" "$logs"
 
-# --- the module: a copy of the sources, built by apxs in build/asan --------
+# --- the module: the Makefile's own rules, objects in build/asan/obj -------
 echo "== test-asan: building the module with $CC $SAN_FLAGS"
-cp mod_runai_token.c "$out/"
-cp src/*.c src/*.h "$out/src/"
 # The warnings of the normal build, minus two that clang has and gcc has
 # not, both about httpd idioms: APR_OFFSETOF in the command table
 # (null-pointer-subtraction) and its {NULL} terminator.
 CLANG_WARN="$WARN -Wno-null-pointer-subtraction -Wno-missing-field-initializers"
-wc_flags=()
-for f in $CLANG_WARN $SAN_FLAGS; do wc_flags+=("-Wc,$f"); done
-dep_flags=()
-for f in $DEP_CFLAGS; do
-    case "$f" in -I*|-D*) dep_flags+=("$f") ;; esac
-done
-# shellcheck disable=SC2086  # SRCS and DEP_LIBS are word lists
-if ! (cd "$out" && "$APXS" -S CC="$CC" -c -o mod_runai_token.la "${wc_flags[@]}" \
-        "-Wl,-L$rtdir" "-Wl,-Wl,-rpath,$rtdir" -Wl,-lclang_rt.asan-x86_64 \
-        "${dep_flags[@]}" -Isrc $SRCS $DEP_LIBS) >"$out/build.log" 2>&1; then
+if ! make -s --no-print-directory CC="$CC" OBJ="$out/obj" SO="$out/.libs/mod_runai_token.so" \
+        XCFLAGS="-Wno-null-pointer-subtraction -Wno-missing-field-initializers $SAN_FLAGS" \
+        XLDFLAGS="-L$rtdir -Wl,-rpath,$rtdir -lclang_rt.asan-x86_64" \
+        "$out/.libs/mod_runai_token.so" >"$out/build.log" 2>&1; then
     cat "$out/build.log"
     echo "test-asan: the sanitizer build of the module failed" >&2
     exit 1
@@ -81,8 +72,8 @@ fi
 # --- the unit tests: an instrumented executable needs no preloading -------
 echo "== test-asan: building the unit tests with the sanitizers"
 # shellcheck disable=SC2086
-"$CC" $CLANG_WARN $SAN_FLAGS $DEP_CFLAGS -Isrc -o "$out/core_test" t/unit/core_test.c $CORE \
-    $DEP_LIBS $APR_LIBS
+"$CC" $CLANG_WARN $SAN_FLAGS $CORE_CFLAGS -Isrc/core -o "$out/core_test" t/unit/core_test.c \
+    src/core/*.c $DEP_LIBS $APR_LIBS
 
 httpd_bin=$("$APXS" -q SBINDIR)/$("$APXS" -q TARGET)
 [ -x "$httpd_bin" ] || { echo "test-asan: $httpd_bin not found" >&2; exit 1; }

@@ -1,4 +1,4 @@
-# The authorize endpoint and exchange_token (SPEC §3.4) on the Apache::Test
+# The authorize endpoint and exchange_token on the Apache::Test
 # server: Basic authentication in front of /api/v1/authorize, the 302 with
 # code and state, every refusal without a redirect, PKCE S256, nonce,
 # aud/azp, claims and externalToken captured at authorize time, code expiry,

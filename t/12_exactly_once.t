@@ -1,4 +1,4 @@
-# Exactly once (SPEC §3.5): of N concurrent redemptions of one code, or of
+# Exactly once: of N concurrent redemptions of one code, or of
 # one refresh token, exactly one succeeds and every other gets 401. On one
 # host (the Apache::Test server, shmcb store, the module's global mutex) and
 # across two independent httpd instances sharing redis, then sharing

@@ -1,0 +1,84 @@
+#include "rt_error.h"
+#include "rt_json.h"
+
+#include <apr_strings.h>
+
+/* The one table: per kind, the Run:ai status, the OAuth 2.0 error code
+ * and status, and the log word. Statuses are numbers here because the core
+ * does not see httpd's HTTP_* names. A wrong password or code is 401 in the
+ * Run:ai dialect and invalid_grant (400) in RFC 6749's. */
+static const struct {
+    int status;
+    const char *oauth;
+    int oauth_status;
+    const char *log;
+} kinds[RT_ERR__COUNT] = {
+    [RT_ERR_BAD_REQUEST] = {400, "invalid_request", 400, "bad_request"},
+    [RT_ERR_TOO_LARGE] = {413, "invalid_request", 413, "bad_request"},
+    [RT_ERR_MEDIA_TYPE] = {415, "invalid_request", 415, "bad_request"},
+    [RT_ERR_NOT_FOUND] = {404, "invalid_request", 404, "not_found"},
+    [RT_ERR_METHOD] = {405, "invalid_request", 405, "method_not_allowed"},
+    [RT_ERR_UNSUPPORTED_GRANT] = {400, "unsupported_grant_type", 400,
+                                  "unsupported"},
+    [RT_ERR_GRANT_DISABLED] = {400, "unsupported_grant_type", 400,
+                               "not_enabled"},
+    [RT_ERR_UNKNOWN_CLIENT] = {400, "invalid_client", 401, "unknown_client"},
+    [RT_ERR_BAD_CLIENT] = {401, "invalid_client", 401, "invalid_client"},
+    [RT_ERR_BAD_APP_SECRET] = {401, "invalid_client", 401,
+                               "invalid_credentials"},
+    [RT_ERR_BAD_PASSWORD] = {401, "invalid_grant", 400, "invalid_credentials"},
+    [RT_ERR_BAD_CODE] = {401, "invalid_grant", 400, "invalid_code"},
+    [RT_ERR_BAD_REFRESH] = {401, "invalid_grant", 400, "invalid_token"},
+    [RT_ERR_REUSED_REFRESH] = {401, "invalid_grant", 400, "reused"},
+    [RT_ERR_BAD_VERIFIER] = {401, "invalid_grant", 400, "pkce_failed"},
+    [RT_ERR_REDIRECT_MISMATCH] = {400, "invalid_grant", 400,
+                                  "redirect_mismatch"},
+    [RT_ERR_CLIENT_MISMATCH] = {400, "invalid_grant", 400, "client_mismatch"},
+    [RT_ERR_THROTTLED] = {429, "slow_down", 429, "throttled"},
+    [RT_ERR_STORE_DOWN] = {503, "temporarily_unavailable", 503,
+                           "store_unavailable"},
+    [RT_ERR_INTERNAL] = {500, "server_error", 500, "error"},
+};
+
+rt_error *rt_error_make(apr_pool_t *p, rt_error_kind kind, const char *message,
+                        const char *details)
+{
+    rt_error *e = apr_palloc(p, sizeof(*e));
+
+    e->kind = kind < RT_ERR__COUNT ? kind : RT_ERR_INTERNAL;
+    e->message = message;
+    e->details = details;
+    return e;
+}
+
+int rt_error_status(const rt_error *e)
+{
+    return kinds[e->kind].status;
+}
+
+const char *rt_error_log_word(const rt_error *e)
+{
+    return kinds[e->kind].log;
+}
+
+const char *rt_error_oauth(const rt_error *e, int *status)
+{
+    *status = kinds[e->kind].oauth_status;
+    return kinds[e->kind].oauth;
+}
+
+char *rt_error_body(apr_pool_t *p, const rt_error *e)
+{
+    json_t *o = rt_json_pool_own(p, json_object());
+    char *s;
+
+    json_object_set_new(o, "code", json_integer(rt_error_status(e)));
+    json_object_set_new(o, "message", json_string(e->message));
+    if (e->details != NULL) {
+        json_object_set_new(o, "details", json_string(e->details));
+    }
+    s = rt_json_ascii(p, o);
+    return s ? s
+             : apr_psprintf(p, "{\"code\":%d,\"message\":\"error\"}",
+                            rt_error_status(e));
+}

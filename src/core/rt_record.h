@@ -1,0 +1,36 @@
+/* Records of the session store, pure: keys are the
+ * SHA-256 of the secret material (never the secret itself) and a kind byte;
+ * values are JSON carrying a format version and their own expiry. */
+#ifndef RT_RECORD_H
+#define RT_RECORD_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+typedef enum {
+    RT_REC_CODE = 'c',     /* one-time authorization code */
+    RT_REC_REFRESH = 'r',  /* live refresh token of a session */
+    RT_REC_USED = 'u',     /* rotated refresh token, for reuse detection */
+    RT_REC_REVOKED = 'v',  /* a revoked session (refresh token family) */
+    RT_REC_THROTTLE = 't', /* failed-attempt counter */
+    RT_REC_PING = 'p'      /* liveness probe of the store */
+} rt_rec_kind;
+
+#define RT_REC_VERSION 1
+#define RT_REC_KEY_LEN 34 /* SHA-256, kind, 'R' */
+#define RT_REC_MAX 32768  /* largest encoded value */
+
+/* 0 when the hash failed: no key then. */
+int rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
+                  const char *material, apr_size_t len);
+
+/* {"v":1,"exp":exp,"d":data}; NULL when it would exceed RT_REC_MAX. */
+char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,
+                       apr_size_t *len);
+
+/* The "d" object of a record (owned by p), or NULL when buf is not a
+ * record of this version or has expired at now. */
+json_t *rt_record_decode(apr_pool_t *p, const unsigned char *buf,
+                         apr_size_t len, apr_int64_t now);
+
+#endif

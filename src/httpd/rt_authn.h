@@ -1,0 +1,23 @@
+/* The bridge to Apache's authn providers, driven as mod_auth_basic and
+ * mod_auth_form drive them. */
+#ifndef RT_AUTHN_H
+#define RT_AUTHN_H
+
+#include "rt_config.h"
+
+/* Checks user/password against providers (rt_provider) in order: the
+ * provider name note is set around each call, the next provider is asked
+ * only when the user was not found. Returns AUTH_GRANTED, AUTH_DENIED (also
+ * for an unknown user) or AUTH_GENERAL_ERROR. Sets r->user to user. */
+authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
+                            const char *user, const char *password);
+
+/* rt_authn_check for application secrets, through the verified-credential
+ * cache of this process (RunaiTokenAppCache). */
+authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
+                                const char *id, const char *secret);
+
+/* Creates this process's verified-credential cache. */
+void rt_authn_child_init(apr_pool_t *p, server_rec *s);
+
+#endif

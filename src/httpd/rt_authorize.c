@@ -1,0 +1,87 @@
+#include "rt_authorize.h"
+#include "rt_code.h"
+#include "rt_json.h"
+#include "rt_authreq.h"
+#include "rt_claim_eval.h"
+#include "rt_session.h"
+#include "rt_util.h"
+
+#include "http_log.h"
+#include "http_protocol.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+static rt_error *refuse(rt_ctx *c, rt_error_kind kind, const char *message)
+{
+    return rt_error_make(c->r->pool, kind, message, NULL);
+}
+
+/* The upstream token another module left for us, e.g. OIDC_access_token
+ * from mod_auth_openidc. */
+static const char *external_token(request_rec *r, const rt_dir_conf *dc)
+{
+    const char *v;
+
+    if (dc->external_token_var == NULL) {
+        return NULL;
+    }
+    v = apr_table_get(r->subprocess_env, dc->external_token_var);
+    if (v == NULL) {
+        v = apr_table_get(r->notes, dc->external_token_var);
+    }
+    return v && *v ? v : NULL;
+}
+
+rt_error *rt_authorize(rt_ctx *c, json_t **reply)
+{
+    request_rec *r = c->r;
+    rt_authreq q;
+    rt_error *e;
+    const char *code;
+    rt_login l = {0};
+
+    (void)reply;
+    c->grant = "authorize";
+    if (r->user == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "%s reached without authentication: put an AuthType "
+                      "and Require valid-user on this location",
+                      r->uri);
+        return refuse(c, RT_ERR_INTERNAL, "internal error");
+    }
+    c->principal = r->user;
+    e = rt_authreq_parse(r->pool, r->args, &q);
+    c->client = q.client_id;
+    if (e == NULL) {
+        e = rt_authreq_check(r->pool, &q,
+                             q.client_id ? rt_config_client(c->sc, q.client_id)
+                                         : NULL);
+    }
+    if (e != NULL) {
+        return e;
+    }
+
+    l.sub = r->user;
+    l.azp = q.client_id;
+    l.auth_time = apr_time_sec(r->request_time);
+    l.nonce = q.nonce && *q.nonce ? q.nonce : NULL;
+    l.external = external_token(r, c->dc);
+    l.redirect_uri = q.redirect_uri;
+    l.challenge = q.code_challenge;
+    l.profile = rt_json_pool_own(r->pool, json_object());
+    json_object_set_new(l.profile, "preferred_username", json_string(r->user));
+    json_object_update(l.profile, rt_claim_eval(r, c->dc->claims));
+    if (rt_code_mint(r, &l, l.auth_time + rt_config_code_lifetime(c->sc),
+                     &code) != RT_STORE_OK) {
+        return refuse(c, RT_ERR_STORE_DOWN, "session store unavailable");
+    }
+    c->outcome = "code_issued";
+    r->status = HTTP_MOVED_TEMPORARILY;
+    apr_table_setn(r->headers_out, "Location",
+                   rt_authreq_location(r->pool, q.redirect_uri, code, q.state));
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Pragma", "no-cache");
+    ap_set_content_length(r, 0);
+    return NULL;
+}

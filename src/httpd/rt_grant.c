@@ -1,0 +1,415 @@
+#include "rt_grant.h"
+#include "rt_jwt.h"
+#include "rt_code.h"
+#include "rt_pkce.h"
+#include "rt_json.h"
+#include "rt_authn.h"
+#include "rt_claim_eval.h"
+#include "rt_form.h"
+#include "rt_session.h"
+#include "rt_throttle.h"
+#include "rt_util.h"
+
+#include "http_log.h"
+#include <apr_strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+#define JTI_BYTES 16
+
+static rt_error *fail(rt_ctx *c, rt_error_kind kind, const char *message)
+{
+    return rt_error_make(c->r->pool, kind, message, NULL);
+}
+
+static rt_error *missing(rt_ctx *c, rt_field_id f)
+{
+    /* Named as the request named it: a form parameter or a JSON field. */
+    return fail(c, RT_ERR_BAD_REQUEST,
+                c->param_names
+                    ? apr_psprintf(c->r->pool, "missing parameter '%s'",
+                                   rt_form_param_name(f))
+                    : apr_psprintf(c->r->pool, "missing field '%s'",
+                                   rt_request_field_names[f]));
+}
+
+static rt_error *internal(rt_ctx *c, const char *why)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r, "%s grant failed: %s",
+                  c->grant, why);
+    return fail(c, RT_ERR_INTERNAL, "internal error");
+}
+
+static rt_error *store_down(rt_ctx *c)
+{
+    return fail(c, RT_ERR_STORE_DOWN, "session store unavailable");
+}
+
+/* aud: a string for one audience, an array for several. */
+static json_t *audience(rt_ctx *c)
+{
+    const apr_array_header_t *a = rt_config_audience(c->dc, c->r->pool);
+    json_t *arr;
+
+    if (a->nelts == 1) {
+        return json_string(APR_ARRAY_IDX(a, 0, const char *));
+    }
+    arr = json_array();
+    for (int i = 0; i < a->nelts; i++) {
+        json_array_append_new(arr,
+                              json_string(APR_ARRAY_IDX(a, i, const char *)));
+    }
+    return arr;
+}
+
+/* The claims both token kinds share; the caller adds the kind's own. */
+static json_t *claims_base(rt_ctx *c, const rt_login *l, json_t *aud,
+                           apr_int64_t now)
+{
+    json_t *o = rt_json_pool_own(c->r->pool, json_object());
+
+    json_object_set_new(o, "iss", json_string(c->sc->issuer));
+    json_object_set_new(o, "sub", json_string(l->sub));
+    json_object_set_new(o, "aud", aud);
+    json_object_set_new(o, "iat", json_integer(now));
+    json_object_set_new(o, "exp",
+                        json_integer(now + rt_config_access_lifetime(c->dc)));
+    if (l->azp != NULL) {
+        json_object_set_new(o, "azp", json_string(l->azp));
+    }
+    return o;
+}
+
+/* Mints the access token and, when id is not NULL, the id token (its aud
+ * is the client, else the audience). */
+static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
+                      const char **id)
+{
+    const rt_key *key;
+    apr_int64_t now = apr_time_sec(c->r->request_time);
+    const char *jti = rt_random_id(c->r->pool, JTI_BYTES);
+    json_t *at;
+
+    if (c->sc->keys == NULL) {
+        return internal(c, "no RunaiTokenSigningKey is configured for this "
+                           "server");
+    }
+    if (jti == NULL) {
+        return internal(c, "the random generator failed");
+    }
+    key = APR_ARRAY_IDX(c->sc->keys, 0, rt_key *);
+    at = claims_base(c, l, audience(c), now);
+    json_object_set_new(at, "jti", json_string(jti));
+    /* Profile claims never replace the module's own: a record read back
+     * from the store is not trusted to. */
+    json_object_update_missing(at, l->profile);
+    *access = rt_jwt_sign(c->r->pool, key, at);
+    if (id != NULL) {
+        json_t *it =
+            claims_base(c, l, l->azp ? json_string(l->azp) : audience(c), now);
+
+        json_object_set_new(it, "auth_time", json_integer(l->auth_time));
+        if (l->nonce != NULL) {
+            json_object_set_new(it, "nonce", json_string(l->nonce));
+        }
+        json_object_update_missing(it, l->profile);
+        *id = rt_jwt_sign(c->r->pool, key, it);
+    }
+    if (*access == NULL || (id != NULL && *id == NULL)) {
+        return internal(
+            c,
+            apr_psprintf(c->r->pool, "signing with key '%s' failed", key->kid));
+    }
+    return NULL;
+}
+
+/* {accessToken, idToken?, refreshToken?, externalToken?, expiresIn} */
+static json_t *token_reply(rt_ctx *c, const char *access, const char *id,
+                           const char *refresh, const char *external)
+{
+    json_t *o = json_pack("{s:s}", "accessToken", access);
+
+    if (id != NULL) {
+        json_object_set_new(o, "idToken", json_string(id));
+    }
+    if (refresh != NULL) {
+        json_object_set_new(o, "refreshToken", json_string(refresh));
+    }
+    if (external != NULL) {
+        json_object_set_new(o, "externalToken", json_string(external));
+    }
+    json_object_set_new(o, "expiresIn",
+                        json_integer(rt_config_access_lifetime(c->dc)));
+    return o;
+}
+
+rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
+                                     const char *secret, rt_error_kind denied,
+                                     const char *message)
+{
+    int counted;
+    apr_int64_t wait = rt_throttle_check(c->r, c->dc, user, &counted);
+
+    if (wait > 0) {
+        return rt_throttle_error(c->r, wait);
+    }
+    switch (
+        app ? rt_authn_check_app(c->r, c->dc, user, secret)
+            : rt_authn_check(c->r, c->dc->password_providers, user, secret)) {
+    case AUTH_GRANTED:
+        break;
+    case AUTH_DENIED:
+        rt_throttle_failed(c->r, c->dc, user);
+        return fail(c, denied, message);
+    default:
+        return fail(c, RT_ERR_INTERNAL, "internal error");
+    }
+    if (counted) {
+        rt_throttle_succeeded(c->r, c->dc, user);
+    }
+    return NULL;
+}
+
+/* Credentials (an app's secret when app is set, else a user's password),
+ * then claims: NULL when granted, with l filled. */
+static rt_error *authenticate(rt_ctx *c, int app,
+                              const apr_array_header_t *claims,
+                              const char *user, const char *secret, rt_login *l)
+{
+    rt_error *e = rt_grant_check_credentials(
+        c, app, user, secret, app ? RT_ERR_BAD_APP_SECRET : RT_ERR_BAD_PASSWORD,
+        "invalid credentials");
+
+    if (e != NULL) {
+        return e;
+    }
+    memset(l, 0, sizeof(*l));
+    l->sub = user;
+    l->auth_time = apr_time_sec(c->r->request_time);
+    l->profile = rt_json_pool_own(c->r->pool, json_object());
+    json_object_set_new(l->profile, "preferred_username", json_string(user));
+    json_object_update(l->profile, rt_claim_eval(c->r, claims));
+    return NULL;
+}
+
+static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
+                           const char *secret, rt_field_id secret_field,
+                           const char **access, const char **idt)
+{
+    rt_login l;
+    rt_error *e;
+
+    c->principal = c->client = id;
+    if (c->dc->app_providers == NULL) {
+        return fail(c, RT_ERR_GRANT_DISABLED, "grant type not enabled");
+    }
+    if (id == NULL) {
+        return missing(c, id_field);
+    }
+    if (secret == NULL) {
+        return missing(c, secret_field);
+    }
+    e = authenticate(c, 1, c->dc->app_claims, id, secret, &l);
+    if (e == NULL) {
+        l.azp = id;
+        e = mint(c, &l, access, idt);
+    }
+    return e;
+}
+
+static rt_error *grant_app_token(rt_ctx *c, json_t **reply)
+{
+    const char *access = NULL;
+    /* A form names the app client_id; JSON names it appID or clientId. */
+    int by_app = !c->oauth && (rt_request_field(&c->f, RT_F_APP_ID) ||
+                               !rt_request_field(&c->f, RT_F_CLIENT_ID));
+    rt_field_id id = by_app ? RT_F_APP_ID : RT_F_CLIENT_ID;
+    rt_field_id secret = by_app ? RT_F_APP_SECRET : RT_F_CLIENT_SECRET;
+    rt_error *e;
+
+    c->grant = "app_token";
+    e = grant_app(c, rt_request_field(&c->f, id), id, rt_request_field(&c->f, secret), secret,
+                  &access, NULL);
+    if (e == NULL) {
+        *reply = token_reply(c, access, NULL, NULL, NULL);
+    }
+    return e;
+}
+
+rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply)
+{
+    const char *access = NULL, *idt = NULL;
+    rt_error *e;
+
+    c->grant = "app_token";
+    /* The contract requires name; it is not checked against anything. */
+    if (c->dc->app_providers != NULL && rt_request_field(&c->f, RT_F_ID) != NULL &&
+        rt_request_field(&c->f, RT_F_NAME) == NULL) {
+        c->principal = rt_request_field(&c->f, RT_F_ID);
+        return missing(c, RT_F_NAME);
+    }
+    e = grant_app(c, rt_request_field(&c->f, RT_F_ID), RT_F_ID,
+                  rt_request_field(&c->f, RT_F_SECRET), RT_F_SECRET, &access, &idt);
+    if (e == NULL) {
+        *reply =
+            json_pack("{s:s,s:s}", "access_token", access, "id_token", idt);
+    }
+    return e;
+}
+
+/* Access, id and refresh tokens for a login that starts a session. */
+static rt_error *start_session(rt_ctx *c, rt_login *l, const char *external,
+                               json_t **reply)
+{
+    const char *access = NULL, *idt = NULL, *refresh = NULL;
+    apr_int64_t sexp =
+        apr_time_sec(c->r->request_time) + rt_config_refresh_lifetime(c->dc);
+    rt_error *e = mint(c, l, &access, &idt);
+
+    if (e != NULL) {
+        return e;
+    }
+    if (rt_session_start(c->r, l, sexp, &refresh) != RT_STORE_OK) {
+        return store_down(c);
+    }
+    *reply = token_reply(c, access, idt, refresh, external);
+    return NULL;
+}
+
+static rt_error *grant_password(rt_ctx *c, json_t **reply)
+{
+    const char *user = rt_request_field(&c->f, RT_F_USERNAME);
+    const char *password = rt_request_field(&c->f, RT_F_PASSWORD);
+    const char *client = rt_request_field(&c->f, RT_F_CLIENT_ID);
+    rt_login l;
+    rt_error *e;
+
+    c->grant = "password";
+    c->principal = user;
+    c->client = client;
+    if (c->dc->password_providers == NULL) {
+        return fail(c, RT_ERR_GRANT_DISABLED, "grant type not enabled");
+    }
+    if (user == NULL) {
+        return missing(c, RT_F_USERNAME);
+    }
+    if (password == NULL) {
+        return missing(c, RT_F_PASSWORD);
+    }
+    /* Until clients are registered any clientID is taken as azp; an app
+     * that authenticated as a confidential client is known either way. */
+    if (client != NULL && c->sc->clients != NULL && !c->client_authenticated &&
+        rt_config_client(c->sc, client) == NULL) {
+        return fail(c, RT_ERR_UNKNOWN_CLIENT, "unknown client");
+    }
+    e = authenticate(c, 0, c->dc->claims, user, password, &l);
+    if (e != NULL) {
+        return e;
+    }
+    l.azp = client;
+    return start_session(c, &l, NULL, reply);
+}
+
+static rt_error *grant_refresh(rt_ctx *c, json_t **reply)
+{
+    const char *token = rt_request_field(&c->f, RT_F_REFRESH_TOKEN);
+    const char *access = NULL, *idt = NULL, *next = NULL;
+    rt_login l = {0};
+    rt_error *e;
+
+    c->grant = "refresh_token";
+    if (token == NULL) {
+        return missing(c, RT_F_REFRESH_TOKEN);
+    }
+    switch (rt_session_refresh(c->r, token, &l, &next)) {
+    case RT_REFRESH_OK:
+        break;
+    case RT_REFRESH_REUSED:
+        return fail(c, RT_ERR_REUSED_REFRESH, "invalid refresh token");
+    case RT_REFRESH_INVALID:
+        return fail(c, RT_ERR_BAD_REFRESH, "invalid refresh token");
+    default:
+        return store_down(c);
+    }
+    c->principal = l.sub;
+    c->client = l.azp;
+    e = mint(c, &l, &access, &idt);
+    if (e == NULL) {
+        *reply = token_reply(c, access, idt, next, NULL);
+    }
+    return e;
+}
+
+static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
+{
+    const char *code = rt_request_field(&c->f, RT_F_CODE);
+    const char *ruri = rt_request_field(&c->f, RT_F_REDIRECT_URI);
+    const char *verifier = rt_request_field(&c->f, RT_F_CODE_VERIFIER);
+    const char *client = rt_request_field(&c->f, RT_F_CLIENT_ID);
+    rt_login l = {0};
+
+    c->grant = "exchange_token";
+    if (code == NULL) {
+        return missing(c, RT_F_CODE);
+    }
+    if (ruri == NULL) {
+        return missing(c, RT_F_REDIRECT_URI);
+    }
+    /* From here on the code is spent, whatever the outcome. */
+    switch (rt_code_take(c->r, code, &l)) {
+    case RT_STORE_OK:
+        break;
+    case RT_STORE_NOTFOUND:
+        return fail(c, RT_ERR_BAD_CODE, "invalid or expired code");
+    default:
+        return store_down(c);
+    }
+    c->principal = l.sub;
+    c->client = l.azp;
+    if (l.redirect_uri == NULL || strcmp(l.redirect_uri, ruri) != 0) {
+        return fail(c, RT_ERR_REDIRECT_MISMATCH, "redirect URI mismatch");
+    }
+    if (client != NULL && (l.azp == NULL || strcmp(client, l.azp) != 0)) {
+        return fail(c, RT_ERR_CLIENT_MISMATCH, "client mismatch");
+    }
+    if (l.challenge != NULL &&
+        (verifier == NULL || !rt_pkce_s256_ok(verifier, l.challenge))) {
+        return fail(c, RT_ERR_BAD_VERIFIER, "invalid code verifier");
+    }
+    return start_session(c, &l, l.external, reply);
+}
+
+rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
+{
+    const char *g = rt_request_field(&c->f, RT_F_GRANT_TYPE);
+
+    if (g == NULL) {
+        if (c->f.v[RT_F_APP_ID] || c->f.v[RT_F_APP_SECRET]) {
+            return grant_app_token(c, reply);
+        }
+        return missing(c, RT_F_GRANT_TYPE);
+    }
+    if (strcmp(g, "app_token") == 0 || strcmp(g, "client_credentials") == 0) {
+        return grant_app_token(c, reply);
+    }
+    if (strcmp(g, "password") == 0) {
+        return grant_password(c, reply);
+    }
+    if (strcmp(g, "refresh_token") == 0) {
+        return grant_refresh(c, reply);
+    }
+    if (strcmp(g, "exchange_token") == 0) {
+        return grant_exchange(c, reply);
+    }
+    return fail(c, RT_ERR_UNSUPPORTED_GRANT, "grant type not supported");
+}
+
+rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply)
+{
+    return grant_refresh(c, reply);
+}
+
+rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply)
+{
+    return grant_exchange(c, reply);
+}

@@ -1,0 +1,42 @@
+/* The grants: each takes a parsed request and either fills a
+ * reply or returns the error to answer. Tokens are minted here. */
+#ifndef RT_GRANT_H
+#define RT_GRANT_H
+
+#include "rt_config.h"
+#include "rt_request.h"
+
+typedef struct rt_ctx {
+    request_rec *r;
+    const rt_server_conf *sc;
+    const rt_dir_conf *dc;
+    rt_fields f;
+    int oauth;       /* the request came in the OAuth 2.0 form dialect */
+    int param_names; /* fields came as form or query parameters */
+    int client_authenticated; /* an app proved its secret as the client */
+    /* What the one log line per request says; never a secret. */
+    const char *grant;
+    const char *principal;
+    const char *client;
+    const char *outcome; /* of a success; an error's comes from its kind */
+} rt_ctx;
+
+typedef rt_error *(*rt_grant_fn)(rt_ctx *c, json_t **reply);
+
+/* Throttle, check the credentials (an app's secret when app is set, else a
+ * user's password), count the outcome: NULL when they hold, else the
+ * error to answer (429, 500, or kind with message when they are wrong). */
+rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
+                                     const char *secret, rt_error_kind denied,
+                                     const char *message);
+
+/* POST /api/v1/token: picks the grant from grantType. */
+rt_error *rt_grant_token(rt_ctx *c, json_t **reply);
+/* POST /v1/k8s/auth/oauth/apptoken: {id,name,secret} → {access_token,id_token}.
+ */
+rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply);
+/* Legacy refresh and exchange routes: answered by the sessions issue. */
+rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply);
+rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply);
+
+#endif

@@ -1,0 +1,275 @@
+#include "rt_guard.h"
+#include "rt_json.h"
+#include "rt_config.h"
+#include "rt_credcache.h"
+#include "rt_util.h"
+#include "rt_jwt.h"
+
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "mod_auth.h"
+#include "ap_provider.h"
+#include <apr_strings.h>
+#include <apr_lib.h>
+#include <stdio.h>
+#include <strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+#define AUTH_TYPE "RunaiToken"
+
+static int is_ours(request_rec *r)
+{
+    const char *t = ap_auth_type(r);
+    return t != NULL && strcasecmp(t, AUTH_TYPE) == 0;
+}
+
+static int challenge(request_rec *r, const char *error)
+{
+    const char *realm = ap_auth_name(r);
+    const char *v =
+        apr_psprintf(r->pool, "Bearer realm=\"%s\"%s",
+                     realm ? ap_escape_quotes(r->pool, realm) : "runai",
+                     error ? ", error=\"invalid_token\"" : "");
+
+    apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
+    return HTTP_UNAUTHORIZED;
+}
+
+/* RUNAI_TOKEN_<NAME>: upper case, other characters than letters and
+ * digits as '_'. */
+static const char *env_name(apr_pool_t *p, const char *claim)
+{
+    char *n = apr_pstrcat(p, "RUNAI_TOKEN_", claim, NULL);
+
+    for (char *c = n + 12; *c; c++) {
+        *c = apr_isalnum(*c) ? (char)apr_toupper(*c) : '_';
+    }
+    return n;
+}
+
+static const char *scalar_text(apr_pool_t *p, json_t *v)
+{
+    char buf[64];
+
+    if (json_is_string(v)) {
+        return json_string_value(v);
+    }
+    if (json_is_integer(v)) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT,
+                            (apr_int64_t)json_integer_value(v));
+    }
+    if (json_is_boolean(v)) {
+        return json_is_true(v) ? "true" : "false";
+    }
+    if (json_is_real(v)) {
+        /* libc, not apr_psprintf: APR's %g drops the leading zero. */
+        snprintf(buf, sizeof(buf), "%.15g", json_real_value(v));
+        return apr_pstrdup(p, buf);
+    }
+    return NULL;
+}
+
+static void export_claims(request_rec *r, json_t *claims)
+{
+    const char *name;
+    json_t *v;
+
+    json_object_foreach(claims, name, v)
+    {
+        const char *text = scalar_text(r->pool, v);
+
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *item;
+            const char *joined = "";
+
+            json_array_foreach(v, i, item)
+            {
+                const char *t = scalar_text(r->pool, item);
+                if (t != NULL) {
+                    joined = *joined
+                                 ? apr_pstrcat(r->pool, joined, ",", t, NULL)
+                                 : t;
+                }
+            }
+            text = joined;
+        } else if (json_is_object(v)) {
+            text = rt_json_ascii(r->pool, v);
+        }
+        if (text != NULL) {
+            apr_table_set(r->subprocess_env, env_name(r->pool, name), text);
+        }
+    }
+}
+
+/* Tokens whose signature verified, per process: a client sends the same
+ * token many times, and one P-256 verification costs more than the rest
+ * of a small request. The time, issuer and audience checks run on every
+ * request; the entry itself lives at most TOKEN_CACHE_TTL seconds. */
+#define TOKEN_CACHE_SLOTS 1024
+#define TOKEN_CACHE_TTL 300
+
+static rt_credcache *verified;
+
+static json_t *verify(request_rec *r, const rt_jwt_params *v,
+                      const char *token, const char **why)
+{
+    /* The key set scopes an entry: vhosts may trust different keys. */
+    const char *scope = apr_psprintf(r->pool, "%pp", (void *)v->keys);
+    const char *payload =
+        rt_credcache_get(verified, r->pool, scope, token, v->now);
+
+    if (payload == NULL) {
+        payload = rt_jwt_verify_signature(r->pool, v->keys, token, why);
+        if (payload == NULL) {
+            return NULL;
+        }
+        rt_credcache_put_value(verified, scope, token, v->now,
+                               v->now + TOKEN_CACHE_TTL, payload);
+    }
+    return rt_jwt_verify_claims(r->pool, v, payload, why);
+}
+
+void rt_guard_child_init(apr_pool_t *p, server_rec *s)
+{
+    verified = rt_credcache_create(p, TOKEN_CACHE_SLOTS);
+    if (verified == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                     "verified-token cache unavailable: every bearer token "
+                     "is verified");
+    }
+}
+
+static int guard_authn(request_rec *r)
+{
+    const rt_server_conf *sc;
+    const rt_dir_conf *dc;
+    const char *auth, *token, *why = NULL, *user;
+    rt_jwt_params v;
+    json_t *claims;
+
+    if (!is_ours(r)) {
+        return DECLINED;
+    }
+    sc = ap_get_module_config(r->server->module_config, &runai_token_module);
+    dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
+    auth = apr_table_get(r->headers_in, "Authorization");
+    /* httpd strips trailing blanks: "Bearer " arrives as "Bearer". */
+    if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 ||
+        (auth[6] != ' ' && auth[6] != '\0')) {
+        return challenge(r, NULL);
+    }
+    for (token = auth + 6; *token == ' '; token++) {
+    }
+    if (*token == '\0') {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "bearer token refused: empty");
+        return challenge(r, "empty");
+    }
+    v.keys = sc->keys;
+    v.issuer = sc->issuer;
+    v.audience = rt_config_audience(dc, r->pool);
+    v.now = apr_time_sec(r->request_time);
+    v.leeway = rt_config_leeway(dc);
+    claims = verify(r, &v, token, &why);
+    user = claims ? json_string_value(
+                        json_object_get(claims, rt_config_user_claim(dc)))
+                  : NULL;
+    if (claims != NULL && (user == NULL || *user == '\0')) {
+        why = "no user claim";
+    }
+    if (why != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "bearer token refused: %s",
+                      why);
+        return challenge(r, why);
+    }
+    r->user = apr_pstrdup(r->pool, user);
+    r->ap_auth_type = AUTH_TYPE;
+    export_claims(r, claims);
+    ap_set_module_config(r->request_config, &runai_token_module, claims);
+    return OK;
+}
+
+/* Require runai-claim NAME VALUE...: granted when the claim equals, or as
+ * an array contains, one of the values. */
+static const char *claim_parse(cmd_parms *cmd, const char *line,
+                               const void **parsed)
+{
+    const char *name = ap_getword_conf(cmd->pool, &line);
+    apr_array_header_t *words = apr_array_make(cmd->pool, 4, sizeof(char *));
+
+    if (*name == '\0' || *line == '\0') {
+        return "Require runai-claim: needs a claim name and at least one "
+               "value";
+    }
+    APR_ARRAY_PUSH(words, const char *) = name;
+    while (*line) {
+        APR_ARRAY_PUSH(words, const char *) = ap_getword_conf(cmd->pool, &line);
+    }
+    *parsed = words;
+    return NULL;
+}
+
+static int value_matches(apr_pool_t *p, json_t *v,
+                         const apr_array_header_t *words)
+{
+    const char *text = scalar_text(p, v);
+
+    for (int i = 1; text != NULL && i < words->nelts; i++) {
+        if (strcmp(text, APR_ARRAY_IDX(words, i, const char *)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static authz_status claim_check(request_rec *r, const char *line,
+                                const void *parsed)
+{
+    const apr_array_header_t *words = parsed;
+    json_t *claims =
+        ap_get_module_config(r->request_config, &runai_token_module);
+    json_t *v, *item;
+    size_t i;
+
+    (void)line;
+    if (claims == NULL) {
+        return r->user ? AUTHZ_DENIED : AUTHZ_DENIED_NO_USER;
+    }
+    v = json_object_get(claims, APR_ARRAY_IDX(words, 0, const char *));
+    if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            if (value_matches(r->pool, item, words)) {
+                return AUTHZ_GRANTED;
+            }
+        }
+        return AUTHZ_DENIED;
+    }
+    return v && value_matches(r->pool, v, words) ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static const authz_provider claim_provider = {claim_check, claim_parse};
+
+static int note_failure(request_rec *r, const char *type)
+{
+    if (strcasecmp(type, AUTH_TYPE) != 0) {
+        return DECLINED;
+    }
+    challenge(r, NULL);
+    return OK;
+}
+
+void rt_guard_register(apr_pool_t *p)
+{
+    ap_hook_check_authn(guard_authn, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_note_auth_failure(note_failure, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_guard_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "runai-claim",
+                              AUTHZ_PROVIDER_VERSION, &claim_provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+}

@@ -1,0 +1,96 @@
+#include "rt_oauth.h"
+#include "rt_form.h"
+#include "rt_http.h"
+
+#include "http_log.h"
+#include <apr_strings.h>
+#include <strings.h>
+
+APLOG_USE_MODULE(runai_token);
+
+#define BASIC_CHALLENGE "Basic realm=\"runai-token\""
+
+static rt_error *invalid_client(rt_ctx *c)
+{
+    return rt_error_make(c->r->pool, RT_ERR_BAD_CLIENT,
+                         "invalid client credentials", NULL);
+}
+
+rt_error *rt_oauth_client_auth(rt_ctx *c)
+{
+    const char *auth = apr_table_get(c->r->headers_in, "Authorization");
+    const char *grant = rt_request_field(&c->f, RT_F_GRANT_TYPE);
+    const char *id = rt_request_field(&c->f, RT_F_CLIENT_ID);
+    const char *secret = rt_request_field(&c->f, RT_F_CLIENT_SECRET);
+    rt_error *e;
+
+    if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
+        const char *bid, *bsecret;
+
+        e = rt_form_basic_auth(c->r->pool, auth, &bid, &bsecret);
+        if (e != NULL) {
+            return e;
+        }
+        if (secret != NULL || (id != NULL && strcmp(id, bid) != 0)) {
+            return rt_error_make(c->r->pool, RT_ERR_BAD_REQUEST,
+                                 "client credentials given twice", NULL);
+        }
+        c->f.v[RT_F_CLIENT_ID] = id = bid;
+        c->f.v[RT_F_CLIENT_SECRET] = secret = bsecret;
+    }
+    if (secret == NULL || grant == NULL ||
+        strcmp(grant, "client_credentials") == 0) {
+        return NULL; /* public client, or the grant checks the secret */
+    }
+    /* A confidential client using a user grant: its secret must hold. */
+    c->grant = grant;
+    c->principal = c->client = id;
+    if (id == NULL || c->dc->app_providers == NULL) {
+        return invalid_client(c);
+    }
+    e = rt_grant_check_credentials(c, 1, id, secret, RT_ERR_BAD_CLIENT,
+                                   "invalid client credentials");
+    if (e == NULL) {
+        c->client_authenticated = 1;
+        c->r->user = NULL; /* the user grant names its own principal */
+    }
+    return e;
+}
+
+json_t *rt_oauth_reply(const json_t *reply)
+{
+    static const char *const names[][2] = {
+        {"accessToken", "access_token"},     {"expiresIn", "expires_in"},
+        {"refreshToken", "refresh_token"},   {"idToken", "id_token"},
+        {"externalToken", "external_token"},
+    };
+    json_t *o = json_object();
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        json_t *v = json_object_get(reply, names[i][0]);
+        if (v != NULL) {
+            json_object_set(o, names[i][1], v);
+        }
+        if (i == 0) {
+            json_object_set_new(o, "token_type", json_string("Bearer"));
+        }
+    }
+    return o;
+}
+
+int rt_oauth_send_error(rt_ctx *c, const rt_error *e)
+{
+    int status;
+    const char *code = rt_error_oauth(e, &status);
+    json_t *body =
+        json_pack("{s:s,s:s}", "error", code, "error_description", e->message);
+    int rc;
+
+    if (status == HTTP_UNAUTHORIZED) {
+        apr_table_setn(c->r->err_headers_out, "WWW-Authenticate",
+                       BASIC_CHALLENGE);
+    }
+    rc = rt_http_send_json(c->r, status, body);
+    json_decref(body);
+    return rc;
+}

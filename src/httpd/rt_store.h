@@ -1,0 +1,80 @@
+/* The session store: one mod_socache instance for the whole server, a
+ * global mutex ("Mutex runai-token ...") for read-modify-write on one host,
+ * and the store's own remove as the claim across hosts. */
+#ifndef RT_STORE_H
+#define RT_STORE_H
+
+#include "httpd.h"
+#include "http_config.h"
+#include "rt_record.h"
+
+typedef enum {
+    RT_STORE_OK,
+    RT_STORE_NOTFOUND, /* absent, expired, or claimed by another request */
+    RT_STORE_DOWN      /* the store did not answer */
+} rt_store_status;
+
+/* RunaiTokenCache PROVIDER[:ARGS] */
+const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg);
+
+int rt_store_pre_config(apr_pool_t *pconf);
+int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
+void rt_store_child_init(apr_pool_t *p, server_rec *s);
+
+/* Read-modify-write under the global mutex: fn gets the current data (NULL
+ * when absent) and returns the new data and its expiry, or NULL to leave
+ * the record as it is. */
+typedef json_t *(*rt_store_update_fn)(request_rec *r, json_t *old, void *baton,
+                                      apr_int64_t *exp);
+
+typedef enum {
+    RT_STORE_GET,    /* reads the record into got */
+    RT_STORE_PUT,    /* writes put until exp (epoch seconds) */
+    RT_STORE_TAKE,   /* reads and removes it, a miss confirmed (see below) */
+    RT_STORE_REMOVE, /* removes it */
+    RT_STORE_UPDATE  /* read-modify-write with fn and baton */
+} rt_store_op;
+
+/* One operation on the record of (kind, material). */
+typedef struct {
+    rt_store_op op;
+    rt_rec_kind kind;
+    const char *material;
+    const json_t *put;
+    apr_int64_t exp;
+    rt_store_update_fn fn;
+    void *baton;
+    int stop_if_found; /* GET: the steps after it run only on a miss */
+    json_t *got;       /* GET, TAKE: the record read, owned by r->pool */
+    rt_store_status st;
+} rt_store_step;
+
+/* The one way to the store: runs steps in order, in one turn of the
+ * global mutex when a step needs it (a take or an update, or any step of
+ * a store that needs the mutex: shmcb, dbm); redis and memcache run reads
+ * and writes without it. Records are encoded before the mutex is taken
+ * and decoded after it is released. The steps after one whose store is
+ * down, or after a read marked stop_if_found whose record is there (even
+ * if it then does not decode), are not run: their st stays RT_STORE_DOWN.
+ * A take's miss is confirmed by a probe write, so RT_STORE_NOTFOUND means
+ * the store answered; of concurrent takers of one record, on one host or
+ * several sharing the store, exactly one gets RT_STORE_OK. A get's miss is
+ * not confirmed: memcache and redis clients also answer "not found" when
+ * down. */
+void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
+
+/* rt_store_steps of one step. */
+rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
+                             const char *material, apr_int64_t exp,
+                             const json_t *data);
+rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
+                             const char *material, json_t **data);
+rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
+                              const char *material, json_t **data);
+rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
+                                const char *material);
+rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
+                                const char *material, rt_store_update_fn fn,
+                                void *baton);
+
+#endif
