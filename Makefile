@@ -128,7 +128,7 @@ demo: all
 	MODULE=$(CURDIR)/$(SO) APXS=$(APXS) ./scripts/run-demo.sh
 
 # wrk on loopback; figures are ratios to a ceiling measured in the same run.
-# wrk against a local httpd; see README.md "Performance".
+# wrk against a local httpd; see bench/README.md.
 bench:
 	scripts/deps.sh
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)

@@ -81,14 +81,15 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenIssuer", rt_config_set_issuer, NULL, RSRC_CONF,
                   "Issuer URL of the tokens (iss); default https:// + "
                   "ServerName"),
-    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_config_set_signing_key, NULL, RSRC_CONF,
+    AP_INIT_TAKE12("RunaiTokenSigningKey", rt_config_set_signing_key, NULL,
+                   RSRC_CONF,
                    "PEM key file (RSA or EC) or hmac:FILE, and an optional "
                    "key id; the first one signs"),
     AP_INIT_ITERATE("RunaiTokenAudience", rt_config_set_audience, NULL,
                     RSRC_CONF | ACCESS_CONF,
                     "Audiences (aud) of access tokens; default runai"),
-    AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_config_set_access_lifetime, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_config_set_access_lifetime,
+                  NULL, RSRC_CONF | ACCESS_CONF,
                   "Lifetime of access and id tokens in seconds; default "
                   "3600"),
     AP_INIT_ITERATE("RunaiTokenAppProvider", rt_config_set_provider,
@@ -110,8 +111,8 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenMaxBody", rt_config_set_max_body, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Largest accepted request body in bytes; default 16384"),
-    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_config_set_refresh_lifetime, NULL,
-                  RSRC_CONF | ACCESS_CONF,
+    AP_INIT_TAKE1("RunaiTokenRefreshLifetime", rt_config_set_refresh_lifetime,
+                  NULL, RSRC_CONF | ACCESS_CONF,
                   "Longest life of a refresh session from its login, in "
                   "seconds; default 86400"),
     AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_config_set_code_lifetime, NULL,
@@ -121,7 +122,8 @@ static const command_rec rt_directives[] = {
                   "Session store: socache PROVIDER[:ARGS]; default shmcb"),
     AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_config_set_client, NULL, RSRC_CONF,
                       "Registered client: ID [REDIRECT_URI...]"),
-    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_config_set_external_token_var, NULL,
+    AP_INIT_TAKE1("RunaiTokenExternalTokenVar",
+                  rt_config_set_external_token_var, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Variable holding an upstream token to return as "
                   "externalToken"),
@@ -342,7 +344,7 @@ static void rt_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(runai_token) = {
     STANDARD20_MODULE_STUFF,     rt_config_create_dir,   rt_config_merge_dir,
-    rt_config_create_server,       rt_config_merge_server, rt_directives,
+    rt_config_create_server,     rt_config_merge_server, rt_directives,
     rt_register_hooks,
 #if defined(AP_MODULE_FLAG_ALWAYS_MERGE)
     AP_MODULE_FLAG_ALWAYS_MERGE,

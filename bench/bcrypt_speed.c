@@ -33,7 +33,8 @@ int main(int argc, char **argv)
     long total = 0;
 
     if (argc < 4 || threads < 1 || threads > 64) {
-        fprintf(stderr, "usage: bcrypt_speed PASSWORD HASH THREADS [SECONDS]\n");
+        fprintf(stderr,
+                "usage: bcrypt_speed PASSWORD HASH THREADS [SECONDS]\n");
         return 2;
     }
     apr_initialize();

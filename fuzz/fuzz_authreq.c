@@ -81,11 +81,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* An unknown client first, as for a client_id not configured. */
     e = rt_authreq_check(p, &q, NULL);
     FUZZ_CHECK(e != NULL && rt_error_status(e) == 400 &&
-                   rt_error_log_word(e) != NULL);
+               rt_error_log_word(e) != NULL);
     e = rt_authreq_check(p, &q, uris);
     if (e != NULL) {
-        FUZZ_CHECK(rt_error_status(e) == 400 &&
-                   rt_error_log_word(e) != NULL);
+        FUZZ_CHECK(rt_error_status(e) == 400 && rt_error_log_word(e) != NULL);
         goto done;
     }
     /* Accepted: the redirect URI is registered byte for byte. */

@@ -8,7 +8,7 @@
 #       httpd;
 #   (b) apache2 -k graceful under load: no failed request beyond the
 #       connections the restart itself closes (counted and bounded), no 5xx;
-#       sessions are kept with redis and lost with shmcb (as the README
+#       sessions are kept with redis and lost with shmcb (as docs/operations.md
 #       documents);
 #   (c) a signing key file removed after start changes nothing (tokens are
 #       issued and verify) until httpd reads its configuration again: then
@@ -155,7 +155,7 @@ sub count { my($answers, $f) = @_; return scalar grep { $f->($_) } @$answers }
 # ====================================================================================
 {
     my $redis = start_redis();
-    # RedisConnPoolTTL 1, as the README recommends: with the default 15 s a
+    # RedisConnPoolTTL 1, as docs/operations.md recommends: with the default 15 s a
     # child can stay cut off from redis long after it is back (APR's
     # liveness probe returns a broken pooled connection to the pool, then
     # picks it again at its next try, 5 s later)

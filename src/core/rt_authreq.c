@@ -14,9 +14,12 @@ rt_error *rt_authreq_parse(apr_pool_t *p, const char *query, rt_authreq *q)
     /* state is opaque and only echoed back: any bytes but NUL. The others
      * end up in JSON records and tokens: UTF-8. */
     static const rt_form_param params[] = {
-        {"client_id", 0, 0},     {"redirect_uri", 0, 0},
-        {"response_type", 0, 0}, {"state", 1, 0},
-        {"nonce", 0, 0},         {"code_challenge", 0, 0},
+        {"client_id", 0, 0},
+        {"redirect_uri", 0, 0},
+        {"response_type", 0, 0},
+        {"state", 1, 0},
+        {"nonce", 0, 0},
+        {"code_challenge", 0, 0},
         {"code_challenge_method", 0, 0},
     };
     const char *v[sizeof(params) / sizeof(params[0])];
@@ -57,18 +60,21 @@ rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
     const char *chal = q->code_challenge;
 
     if (q->client_id == NULL || *q->client_id == '\0') {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "missing parameter 'client_id'", NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "missing parameter 'client_id'", NULL);
     }
     if (uris == NULL) {
         return rt_error_make(p, RT_ERR_UNKNOWN_CLIENT, "unknown client", NULL);
     }
     /* Byte for byte: no normalisation an attacker could steer. */
     if (q->redirect_uri == NULL || !registered(uris, q->redirect_uri)) {
-        return rt_error_make(
-            p, RT_ERR_REDIRECT_MISMATCH, "redirect URI not registered for this client", NULL);
+        return rt_error_make(p, RT_ERR_REDIRECT_MISMATCH,
+                             "redirect URI not registered for this client",
+                             NULL);
     }
     if (q->response_type != NULL && strcmp(q->response_type, "code") != 0) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "response_type must be code", NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "response_type must be code", NULL);
     }
     if (method != NULL && (strcmp(method, "S256") != 0 || chal == NULL)) {
         return rt_error_make(p, RT_ERR_BAD_REQUEST,
@@ -84,7 +90,8 @@ rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
     }
     if ((q->state && strlen(q->state) > PARAM_MAX) ||
         (q->nonce && strlen(q->nonce) > PARAM_MAX)) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "state or nonce too long", NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST, "state or nonce too long",
+                             NULL);
     }
     return NULL;
 }

@@ -15,11 +15,11 @@
 
 typedef struct {
     unsigned char tag[RT_SHA256_LEN];
-    apr_int64_t since; /* verified at */
-    apr_int64_t until; /* 0: empty */
-    int checking;      /* a caller is checking this tag with the provider */
+    apr_int64_t since;  /* verified at */
+    apr_int64_t until;  /* 0: empty */
+    int checking;       /* a caller is checking this tag with the provider */
     unsigned int ended; /* checks ended in this slot: a waiter's wake-up */
-    char *value;       /* malloc'd, or NULL */
+    char *value;        /* malloc'd, or NULL */
 } slot;
 
 struct rt_credcache {
@@ -162,8 +162,7 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
 
         if (same && s->until > now) {
             res = RT_CREDCACHE_HIT;
-            if (!s->checking &&
-                now >= s->until - (s->until - s->since) / 4) {
+            if (!s->checking && now >= s->until - (s->until - s->since) / 4) {
                 s->checking = 1;
                 res = RT_CREDCACHE_RENEW;
             }

@@ -14,7 +14,7 @@
 #include <openssl/sha.h>
 
 int rt_crypto_sha256(const void *data, apr_size_t len,
-              unsigned char out[RT_SHA256_LEN])
+                     unsigned char out[RT_SHA256_LEN])
 {
     SHA256_CTX c;
 
@@ -35,7 +35,7 @@ static apr_status_t hmac_cleanup(void *data)
 }
 
 rt_hmac *rt_crypto_hmac_new(apr_pool_t *p, const unsigned char *key,
-                     apr_size_t key_len)
+                            apr_size_t key_len)
 {
     rt_hmac *h = apr_pcalloc(p, sizeof(*h));
     unsigned char k[SHA256_CBLOCK] = {0}, ipad[SHA256_CBLOCK],
@@ -54,8 +54,7 @@ rt_hmac *rt_crypto_hmac_new(apr_pool_t *p, const unsigned char *key,
     }
     ok = ok && SHA256_Init(&h->inner) &&
          SHA256_Update(&h->inner, ipad, sizeof(ipad)) &&
-         SHA256_Init(&h->outer) &&
-         SHA256_Update(&h->outer, opad, sizeof(opad));
+         SHA256_Init(&h->outer) && SHA256_Update(&h->outer, opad, sizeof(opad));
     OPENSSL_cleanse(k, sizeof(k));
     OPENSSL_cleanse(ipad, sizeof(ipad));
     OPENSSL_cleanse(opad, sizeof(opad));
@@ -64,7 +63,8 @@ rt_hmac *rt_crypto_hmac_new(apr_pool_t *p, const unsigned char *key,
 }
 
 int rt_crypto_hmac_sha256(const rt_hmac *h, int n, const void *const *parts,
-                   const apr_size_t *lens, unsigned char out[RT_SHA256_LEN])
+                          const apr_size_t *lens,
+                          unsigned char out[RT_SHA256_LEN])
 {
     SHA256_CTX c = h->inner;
     unsigned char inner[RT_SHA256_LEN];

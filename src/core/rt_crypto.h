@@ -12,16 +12,17 @@
 
 /* 0 on failure: callers must not use out then. */
 int rt_crypto_sha256(const void *data, apr_size_t len,
-              unsigned char out[RT_SHA256_LEN]);
+                     unsigned char out[RT_SHA256_LEN]);
 
 /* An HMAC-SHA256 key, prepared once; NULL on failure. Freed with p. */
 typedef struct rt_hmac rt_hmac;
 rt_hmac *rt_crypto_hmac_new(apr_pool_t *p, const unsigned char *key,
-                     apr_size_t key_len);
+                            apr_size_t key_len);
 
 /* HMAC-SHA256 of the concatenation of n parts; 0 on failure. */
 int rt_crypto_hmac_sha256(const rt_hmac *h, int n, const void *const *parts,
-                   const apr_size_t *lens, unsigned char out[RT_SHA256_LEN]);
+                          const apr_size_t *lens,
+                          unsigned char out[RT_SHA256_LEN]);
 
 /* n random bytes from a per-thread buffer refilled from the CSPRNG; 0 on
  * failure. */

@@ -108,7 +108,8 @@ rt_error *rt_form_scan(apr_pool_t *p, const char *s, apr_size_t len,
         if ((i < n ? !params[i].opaque : text_unknown) &&
             !rt_utf8_valid(value, vlen)) {
             return rt_error_make(
-                p, RT_ERR_BAD_REQUEST, apr_pstrcat(p, "malformed ", where, NULL),
+                p, RT_ERR_BAD_REQUEST,
+                apr_pstrcat(p, "malformed ", where, NULL),
                 i < n ? apr_psprintf(p, "parameter '%s' is not UTF-8", name)
                       : "invalid UTF-8");
         }
@@ -133,13 +134,9 @@ rt_error *rt_form_parse(apr_pool_t *p, const char *body, apr_size_t len,
     rt_error *e;
 
     memset(out, 0, sizeof(*out));
-    if (len == 0) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body is empty",
-                             NULL);
-    }
-    if (memchr(body, '\0', len) != NULL) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST,
-                             "request body contains a NUL byte", NULL);
+    e = rt_request_check_body(p, body, len);
+    if (e != NULL) {
+        return e;
     }
     /* Every value is UTF-8 text, that of an unknown parameter too. */
     e = rt_form_scan(p, body, len, "request body", params, NPARAMS, 1, values);
@@ -167,19 +164,22 @@ rt_error *rt_form_basic_auth(apr_pool_t *p, const char *header, const char **id,
         b64++;
     }
     if (strlen(b64) > 4096) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "malformed Authorization header", NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "malformed Authorization header", NULL);
     }
     raw = apr_palloc(p, apr_base64_decode_len(b64) + 1);
     n = apr_base64_decode(raw, b64);
     raw[n < 0 ? 0 : n] = '\0';
     colon = strchr(raw, ':');
     if (n <= 0 || colon == NULL || (int)strlen(raw) != n) {
-        return rt_error_make(p, RT_ERR_BAD_CLIENT, "malformed client credentials", NULL);
+        return rt_error_make(p, RT_ERR_BAD_CLIENT,
+                             "malformed client credentials", NULL);
     }
     *id = rt_form_decode(p, raw, (apr_size_t)(colon - raw));
     *secret = rt_form_decode(p, colon + 1, strlen(colon + 1));
     if (*id == NULL || *secret == NULL || **id == '\0') {
-        return rt_error_make(p, RT_ERR_BAD_CLIENT, "malformed client credentials", NULL);
+        return rt_error_make(p, RT_ERR_BAD_CLIENT,
+                             "malformed client credentials", NULL);
     }
     return NULL;
 }

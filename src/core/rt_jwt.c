@@ -234,7 +234,7 @@ const char *rt_jwt_verify_signature(apr_pool_t *p,
 }
 
 json_t *rt_jwt_verify_claims(apr_pool_t *p, const rt_jwt_params *v,
-                            const char *payload, const char **why)
+                             const char *payload, const char **why)
 {
     json_t *claims =
         rt_json_pool_own(p, json_loads(payload, JSON_REJECT_DUPLICATES, NULL));
@@ -269,8 +269,8 @@ json_t *rt_jwt_verify_claims(apr_pool_t *p, const rt_jwt_params *v,
 
 #undef REFUSE
 
-json_t *rt_jwt_verify(apr_pool_t *p, const rt_jwt_params *v,
-                      const char *token, const char **why)
+json_t *rt_jwt_verify(apr_pool_t *p, const rt_jwt_params *v, const char *token,
+                      const char **why)
 {
     const char *payload = rt_jwt_verify_signature(p, v->keys, token, why);
 

@@ -25,8 +25,8 @@ typedef struct rt_jwt_params {
 
 /* The claims of token (owned by p) when it verifies, else NULL with *why
  * set to a reason for the log (never the token). */
-json_t *rt_jwt_verify(apr_pool_t *p, const rt_jwt_params *v,
-                      const char *token, const char **why);
+json_t *rt_jwt_verify(apr_pool_t *p, const rt_jwt_params *v, const char *token,
+                      const char **why);
 
 /* The two halves of rt_jwt_verify, so that a verified signature can be
  * remembered while the time, issuer and audience checks run every time:
@@ -36,6 +36,6 @@ const char *rt_jwt_verify_signature(apr_pool_t *p,
                                     const apr_array_header_t *keys,
                                     const char *token, const char **why);
 json_t *rt_jwt_verify_claims(apr_pool_t *p, const rt_jwt_params *v,
-                            const char *payload, const char **why);
+                             const char *payload, const char **why);
 
 #endif

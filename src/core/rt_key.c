@@ -344,8 +344,9 @@ apr_size_t rt_key_sign(const rt_key *key, const unsigned char *in,
     }
     if (key->hmac != NULL) {
         const void *parts[] = {in};
-        return rt_crypto_hmac_sha256(key->hmac, 1, parts, &len, sig) ? RT_SHA256_LEN
-                                                              : 0;
+        return rt_crypto_hmac_sha256(key->hmac, 1, parts, &len, sig)
+                   ? RT_SHA256_LEN
+                   : 0;
     }
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL) {

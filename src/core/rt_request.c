@@ -18,31 +18,46 @@ const char *const rt_request_field_names[RT_F__COUNT] = {
 static int field_index(const char *key, unsigned int known)
 {
     for (int i = 0; i < RT_F__COUNT; i++) {
-        if ((known & (1u << i)) && strcasecmp(key, rt_request_field_names[i]) == 0) {
+        if ((known & (1u << i)) &&
+            strcasecmp(key, rt_request_field_names[i]) == 0) {
             return i;
         }
     }
     return -1;
 }
 
+rt_error *rt_request_check_body(apr_pool_t *p, const char *body,
+                                apr_size_t len)
+{
+    if (len == 0) {
+        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body is empty",
+                             NULL);
+    }
+    if (memchr(body, '\0', len) != NULL) {
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "request body contains a NUL byte", NULL);
+    }
+    return NULL;
+}
+
 rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,
                                 unsigned int known, rt_fields *out)
 {
     json_error_t jerr;
+    rt_error *e;
     json_t *root;
     const char *key;
     json_t *value;
     apr_hash_t *seen;
 
     memset(out, 0, sizeof(*out));
-    if (len == 0) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body is empty", NULL);
-    }
-    if (memchr(body, '\0', len) != NULL) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body contains a NUL byte", NULL);
+    e = rt_request_check_body(p, body, len);
+    if (e != NULL) {
+        return e;
     }
     if (!rt_utf8_valid(body, len)) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body is not valid UTF-8", NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "request body is not valid UTF-8", NULL);
     }
     /* jansson's error text quotes the input near the error; it may hold a
      * secret, so only the position is passed on. */
@@ -52,10 +67,11 @@ rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,
     if (root == NULL) {
         switch (json_error_code(&jerr)) {
         case json_error_duplicate_key:
-            return rt_error_make(p, RT_ERR_BAD_REQUEST, "duplicate key in request body", NULL);
+            return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                                 "duplicate key in request body", NULL);
         case json_error_null_character:
-            return rt_error_make(p, RT_ERR_BAD_REQUEST, "NUL character in a JSON string",
-                                 NULL);
+            return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                                 "NUL character in a JSON string", NULL);
         default:
             return rt_error_make(
                 p, RT_ERR_BAD_REQUEST, "request body is not valid JSON",
@@ -63,8 +79,8 @@ rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,
         }
     }
     if (!json_is_object(root)) {
-        return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body must be a JSON object",
-                             NULL);
+        return rt_error_make(p, RT_ERR_BAD_REQUEST,
+                             "request body must be a JSON object", NULL);
     }
 
     seen = apr_hash_make(p);

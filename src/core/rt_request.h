@@ -36,6 +36,10 @@ typedef struct rt_fields {
     const char *v[RT_F__COUNT]; /* NULL when absent */
 } rt_fields;
 
+/* The refusals every body dialect shares: empty, or holding a NUL byte. */
+rt_error *rt_request_check_body(apr_pool_t *p, const char *body,
+                                apr_size_t len);
+
 /* Parses body[0..len) as a JSON object into out (values in p).
  * Returns NULL on success or a 400 error that names the offending field. */
 rt_error *rt_request_parse_json(apr_pool_t *p, const char *body, apr_size_t len,

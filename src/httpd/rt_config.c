@@ -41,6 +41,10 @@ static void note_grants(cmd_parms *cmd)
     }
 }
 
+/* The merge rule of most fields: the child's value where it set one. */
+#define PICK(field, unset)                                                     \
+    c->field = add->field != unset ? add->field : base->field
+
 /* Every field of both records has a default here and a rule in the merge
  * below; t/91_config_fields.t fails when one is missing. */
 void *rt_config_create_server(apr_pool_t *p, server_rec *s)
@@ -64,14 +68,11 @@ void *rt_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     rt_server_conf *base = basev, *add = addv;
     rt_server_conf *c = apr_palloc(p, sizeof(*c));
 
-#define PICK(field, unset)                                                     \
-    c->field = add->field != unset ? add->field : base->field
     PICK(issuer, NULL);
     PICK(keys, NULL);
     PICK(code_lifetime, -1);
     PICK(clients, NULL);
     PICK(grants_at, NULL);
-#undef PICK
     /* Derived from the merged record by post_config, never inherited. */
     c->issuer_path = NULL;
     c->jwks = NULL;
@@ -134,8 +135,6 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     rt_dir_conf *base = basev, *add = addv;
     rt_dir_conf *c = apr_palloc(p, sizeof(*c));
 
-#define PICK(field, unset)                                                     \
-    c->field = add->field != unset ? add->field : base->field
     PICK(audience, NULL);
     PICK(access_lifetime, -1);
     PICK(app_providers, NULL);
@@ -148,7 +147,6 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(leeway, -1);
     PICK(user_claim, NULL);
     PICK(app_cache, -1);
-#undef PICK
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
     return c;
@@ -175,8 +173,8 @@ const char *rt_config_set_issuer(cmd_parms *cmd, void *dc, const char *url)
     return NULL;
 }
 
-const char *rt_config_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
-                               const char *kid)
+const char *rt_config_set_signing_key(cmd_parms *cmd, void *dc,
+                                      const char *file, const char *kid)
 {
     rt_server_conf *sc = server_conf(cmd);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -250,7 +248,8 @@ static const char *set_seconds(cmd_parms *cmd, const char *v, apr_int64_t min,
     return NULL;
 }
 
-const char *rt_config_set_access_lifetime(cmd_parms *cmd, void *dcv, const char *v)
+const char *rt_config_set_access_lifetime(cmd_parms *cmd, void *dcv,
+                                          const char *v)
 {
     return set_seconds(cmd, v, 1, 31536000,
                        &((rt_dir_conf *)dcv)->access_lifetime);
@@ -261,7 +260,8 @@ const char *rt_config_set_max_body(cmd_parms *cmd, void *dcv, const char *v)
     return set_seconds(cmd, v, 64, 16777216, &((rt_dir_conf *)dcv)->max_body);
 }
 
-const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dcv, const char *v)
+const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dcv,
+                                           const char *v)
 {
     return set_seconds(cmd, v, 1, 31536000,
                        &((rt_dir_conf *)dcv)->refresh_lifetime);
@@ -279,7 +279,7 @@ const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v)
 /* RunaiTokenClient ID [REDIRECT_URI...]: redirect URIs are compared
  * byte for byte, so they are checked to be absolute and fragment-free. */
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
-                          char *const argv[])
+                                 char *const argv[])
 {
     rt_server_conf *sc = server_conf(cmd);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
@@ -324,7 +324,7 @@ const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
 }
 
 const char *rt_config_set_external_token_var(cmd_parms *cmd, void *dcv,
-                                      const char *name)
+                                             const char *name)
 {
     if (*name == '\0') {
         return BAD(cmd, name, "is empty");
@@ -349,7 +349,8 @@ const char *rt_config_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
     return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
 }
 
-const char *rt_config_set_user_claim(cmd_parms *cmd, void *dcv, const char *name)
+const char *rt_config_set_user_claim(cmd_parms *cmd, void *dcv,
+                                     const char *name)
 {
     if (*name == '\0') {
         return BAD(cmd, name, "is empty");
@@ -358,8 +359,8 @@ const char *rt_config_set_user_claim(cmd_parms *cmd, void *dcv, const char *name
     return NULL;
 }
 
-const char *rt_config_set_throttle(cmd_parms *cmd, void *dcv, const char *attempts,
-                            const char *seconds)
+const char *rt_config_set_throttle(cmd_parms *cmd, void *dcv,
+                                   const char *attempts, const char *seconds)
 {
     rt_dir_conf *dc = dcv;
     apr_int64_t a, s;
@@ -417,7 +418,7 @@ const char *rt_config_set_provider(cmd_parms *cmd, void *dcv, const char *name)
 /* RunaiTokenClaim / RunaiTokenAppClaim: cmd->info is the offset of the
  * claim list in rt_dir_conf. */
 const char *rt_config_set_claim(cmd_parms *cmd, void *dcv, const char *name,
-                         const char *expr, const char *type)
+                                const char *expr, const char *type)
 {
     apr_array_header_t **list =
         (apr_array_header_t **)((char *)dcv + (apr_size_t)cmd->info);
@@ -575,7 +576,7 @@ int rt_config_throttle(const rt_dir_conf *dc, int *seconds)
 }
 
 const apr_array_header_t *rt_config_client(const rt_server_conf *sc,
-                                         const char *id)
+                                           const char *id)
 {
     return sc->clients ? apr_hash_get(sc->clients, id, APR_HASH_KEY_STRING)
                        : NULL;
@@ -586,7 +587,8 @@ apr_int64_t rt_config_leeway(const rt_dir_conf *dc)
     return dc->leeway >= 0 ? dc->leeway : RT_DEFAULT_LEEWAY;
 }
 
-const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc, apr_pool_t *p)
+const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc,
+                                             apr_pool_t *p)
 {
     apr_array_header_t *a;
 

@@ -72,25 +72,29 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir);
 void *rt_config_merge_dir(apr_pool_t *p, void *base, void *add);
 
 const char *rt_config_set_issuer(cmd_parms *cmd, void *dc, const char *url);
-const char *rt_config_set_signing_key(cmd_parms *cmd, void *dc, const char *file,
-                               const char *kid);
+const char *rt_config_set_signing_key(cmd_parms *cmd, void *dc,
+                                      const char *file, const char *kid);
 const char *rt_config_set_audience(cmd_parms *cmd, void *dc, const char *aud);
-const char *rt_config_set_access_lifetime(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_config_set_access_lifetime(cmd_parms *cmd, void *dc,
+                                          const char *v);
 const char *rt_config_set_provider(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_config_set_claim(cmd_parms *cmd, void *dc, const char *name,
-                         const char *expr, const char *type);
+                                const char *expr, const char *type);
 const char *rt_config_set_max_body(cmd_parms *cmd, void *dc, const char *v);
-const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dc, const char *v);
-const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v);
+const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dc,
+                                           const char *v);
+const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc,
+                                        const char *v);
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
-                          char *const argv[]);
+                                 char *const argv[]);
 const char *rt_config_set_external_token_var(cmd_parms *cmd, void *dc,
-                                      const char *name);
+                                             const char *name);
 const char *rt_config_set_app_cache(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_config_set_leeway(cmd_parms *cmd, void *dc, const char *v);
-const char *rt_config_set_user_claim(cmd_parms *cmd, void *dc, const char *name);
-const char *rt_config_set_throttle(cmd_parms *cmd, void *dc, const char *attempts,
-                            const char *seconds);
+const char *rt_config_set_user_claim(cmd_parms *cmd, void *dc,
+                                     const char *name);
+const char *rt_config_set_throttle(cmd_parms *cmd, void *dc,
+                                   const char *attempts, const char *seconds);
 
 /* check_config: a server that configures grants has a signing key. */
 int rt_config_check(server_rec *s);
@@ -115,11 +119,11 @@ const char *rt_config_user_claim(const rt_dir_conf *dc);
 apr_int64_t rt_config_app_cache(const rt_dir_conf *dc);
 /* RunaiTokenAudience as a list (default "runai"), allocated in p. */
 const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc,
-                                           apr_pool_t *p);
+                                             apr_pool_t *p);
 /* Throttle limit for one principal (0: off) and its window in seconds. */
 int rt_config_throttle(const rt_dir_conf *dc, int *seconds);
 /* The redirect URIs of a registered client, NULL when unknown. */
 const apr_array_header_t *rt_config_client(const rt_server_conf *sc,
-                                         const char *id);
+                                           const char *id);
 
 #endif

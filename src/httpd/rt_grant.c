@@ -228,8 +228,8 @@ static rt_error *grant_app_token(rt_ctx *c, json_t **reply)
     rt_error *e;
 
     c->grant = "app_token";
-    e = grant_app(c, rt_request_field(&c->f, id), id, rt_request_field(&c->f, secret), secret,
-                  &access, NULL);
+    e = grant_app(c, rt_request_field(&c->f, id), id,
+                  rt_request_field(&c->f, secret), secret, &access, NULL);
     if (e == NULL) {
         *reply = token_reply(c, access, NULL, NULL, NULL);
     }
@@ -243,13 +243,15 @@ rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply)
 
     c->grant = "app_token";
     /* The contract requires name; it is not checked against anything. */
-    if (c->dc->app_providers != NULL && rt_request_field(&c->f, RT_F_ID) != NULL &&
+    if (c->dc->app_providers != NULL &&
+        rt_request_field(&c->f, RT_F_ID) != NULL &&
         rt_request_field(&c->f, RT_F_NAME) == NULL) {
         c->principal = rt_request_field(&c->f, RT_F_ID);
         return missing(c, RT_F_NAME);
     }
     e = grant_app(c, rt_request_field(&c->f, RT_F_ID), RT_F_ID,
-                  rt_request_field(&c->f, RT_F_SECRET), RT_F_SECRET, &access, &idt);
+                  rt_request_field(&c->f, RT_F_SECRET), RT_F_SECRET, &access,
+                  &idt);
     if (e == NULL) {
         *reply =
             json_pack("{s:s,s:s}", "access_token", access, "id_token", idt);

@@ -114,8 +114,8 @@ static void export_claims(request_rec *r, json_t *claims)
 
 static rt_credcache *verified;
 
-static json_t *verify(request_rec *r, const rt_jwt_params *v,
-                      const char *token, const char **why)
+static json_t *verify(request_rec *r, const rt_jwt_params *v, const char *token,
+                      const char **why)
 {
     /* The key set scopes an entry: vhosts may trust different keys. */
     const char *scope = apr_psprintf(r->pool, "%pp", (void *)v->keys);

@@ -26,7 +26,8 @@ rt_error *rt_http_read_body(request_rec *r, apr_off_t limit, int allow_form,
         rt_media_type_is(ct, "application/x-www-form-urlencoded")) {
         *kind = RT_BODY_FORM;
     } else if (ct != NULL && !rt_media_type_is(ct, "application/json")) {
-        return rt_error_make(r->pool, RT_ERR_MEDIA_TYPE, "unsupported media type",
+        return rt_error_make(r->pool, RT_ERR_MEDIA_TYPE,
+                             "unsupported media type",
                              allow_form ? "send application/json or "
                                           "application/x-www-form-urlencoded"
                                         : "send application/json");
@@ -76,8 +77,7 @@ rt_error *rt_http_read_body(request_rec *r, apr_off_t limit, int allow_form,
         if (got < 0) {
             r->connection->keepalive = AP_CONN_CLOSE;
             return rt_error_make(r->pool, RT_ERR_BAD_REQUEST,
-                                 "cannot read the request body",
-                                 NULL);
+                                 "cannot read the request body", NULL);
         }
         n += (apr_size_t)got;
         if ((apr_off_t)n > limit) {

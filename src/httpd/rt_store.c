@@ -201,8 +201,7 @@ static rt_store_status encode(request_rec *r, apr_int64_t exp,
 }
 
 static rt_store_status raw_put(request_rec *r, const unsigned char *key,
-                               apr_int64_t exp, const char *val,
-                               apr_size_t len)
+                               apr_int64_t exp, const char *val, apr_size_t len)
 {
     apr_status_t rv;
 
@@ -384,18 +383,18 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         t->st = RT_STORE_DOWN;
         t->got = NULL;
         locked = locked || t->op == RT_STORE_TAKE || t->op == RT_STORE_UPDATE;
-        ready = ready &&
-                rt_record_key(keys[i], t->kind, t->material,
-                              strlen(t->material)) &&
-                (t->op != RT_STORE_PUT ||
-                 encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
+        ready =
+            ready &&
+            rt_record_key(keys[i], t->kind, t->material, strlen(t->material)) &&
+            (t->op != RT_STORE_PUT ||
+             encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
     }
     if (unused) {
         for (i = 0; i < n; i++) {
-            steps[i].st = steps[i].op == RT_STORE_PUT ||
-                                  steps[i].op == RT_STORE_UPDATE
-                              ? RT_STORE_DOWN
-                              : RT_STORE_NOTFOUND;
+            steps[i].st =
+                steps[i].op == RT_STORE_PUT || steps[i].op == RT_STORE_UPDATE
+                    ? RT_STORE_DOWN
+                    : RT_STORE_NOTFOUND;
         }
         return;
     }
@@ -431,8 +430,11 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
                              const char *material, apr_int64_t exp,
                              const json_t *data)
 {
-    rt_store_step t = {.op = RT_STORE_PUT, .kind = kind, .material = material,
-                       .put = data, .exp = exp};
+    rt_store_step t = {.op = RT_STORE_PUT,
+                       .kind = kind,
+                       .material = material,
+                       .put = data,
+                       .exp = exp};
 
     if (data == NULL) {
         return RT_STORE_DOWN; /* nothing to write (out of memory) */
@@ -453,8 +455,7 @@ rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
                               const char *material, json_t **data)
 {
-    rt_store_step t = {.op = RT_STORE_TAKE, .kind = kind,
-                       .material = material};
+    rt_store_step t = {.op = RT_STORE_TAKE, .kind = kind, .material = material};
     rt_store_status st = one(r, &t);
 
     *data = t.got;
@@ -464,8 +465,8 @@ rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
 rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
                                 const char *material)
 {
-    rt_store_step t = {.op = RT_STORE_REMOVE, .kind = kind,
-                       .material = material};
+    rt_store_step t = {
+        .op = RT_STORE_REMOVE, .kind = kind, .material = material};
 
     return one(r, &t);
 }
@@ -474,8 +475,11 @@ rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
                                 const char *material, rt_store_update_fn fn,
                                 void *baton)
 {
-    rt_store_step t = {.op = RT_STORE_UPDATE, .kind = kind,
-                       .material = material, .fn = fn, .baton = baton};
+    rt_store_step t = {.op = RT_STORE_UPDATE,
+                       .kind = kind,
+                       .material = material,
+                       .fn = fn,
+                       .baton = baton};
 
     return one(r, &t);
 }

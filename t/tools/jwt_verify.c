@@ -4,9 +4,9 @@
  * Independent verifier for the test suite: checks TOKEN with libjwt's
  * jwt_decode() and the bytes of KEYFILE (a PEM public key for RS and ES
  * tokens, the raw secret bytes for HS tokens). libjwt 1.10 reads only public
- * keys when it verifies, so a PEM private key is refused with a hint. On success it prints the
- * claims JSON on line 1 and the algorithm on line 2 and exits 0; on any
- * failure it prints the reason on stderr and exits 1.
+ * keys when it verifies, so a PEM private key is refused with a hint. On
+ * success it prints the claims JSON on line 1 and the algorithm on line 2 and
+ * exits 0; on any failure it prints the reason on stderr and exits 1.
  *
  * The key type fixes the algorithm family: a PEM key never accepts an HS
  * token (the classic public-key-as-HMAC-secret confusion) and a raw secret
@@ -92,8 +92,7 @@ int main(int argc, char **argv)
     alg = jwt_get_alg(jwt);
     if (alg == JWT_ALG_NONE || is_pem != alg_is_asymmetric(alg)) {
         jwt_free(jwt);
-        return fail("algorithm does not match the key type",
-                    jwt_alg_str(alg));
+        return fail("algorithm does not match the key type", jwt_alg_str(alg));
     }
 
     claims = jwt_get_grants_json(jwt, NULL);

@@ -146,7 +146,8 @@ static void test_request(void)
               RT_FIELDS_TOKEN, &f);
     ok(e == NULL, "case-insensitive keys parse");
     is_str(rt_request_field(&f, RT_F_APP_ID), "a1", "AppId is appID");
-    is_str(rt_request_field(&f, RT_F_APP_SECRET), "s", "APPSECRET is appSecret");
+    is_str(rt_request_field(&f, RT_F_APP_SECRET), "s",
+           "APPSECRET is appSecret");
     is_str(rt_request_field(&f, RT_F_CLIENT_ID), "c", "clientId is clientID");
     e = parse("{\"appID\":\"\",\"other\":[1,{\"x\":null}],\"id\":7}",
               RT_FIELDS_TOKEN, &f);
@@ -172,7 +173,8 @@ static void test_request(void)
     expect_400("{\"a\":\"\xff\"}", "UTF-8", "invalid UTF-8 refused");
     expect_400("", "empty", "empty body refused");
     e = rt_request_parse_json(pool, "{\"a\":\"x\0\"}", 9, RT_FIELDS_TOKEN, &f);
-    ok(e && rt_error_status(e) == 400 && strstr(e->message, "NUL"), "raw NUL refused");
+    ok(e && rt_error_status(e) == 400 && strstr(e->message, "NUL"),
+       "raw NUL refused");
     e = parse("{\"password\":\"hunter2", RT_FIELDS_TOKEN, &f);
     ok(e && rt_error_status(e) == 400 && !strstr(e->message, "hunter2") &&
            (!e->details || !strstr(e->details, "hunter2")),
@@ -384,7 +386,8 @@ static void test_form(void)
     is_str(rt_request_field(&f, RT_F_GRANT_TYPE), "exchange_token",
            "authorization_code maps to exchange_token");
     is_str(rt_request_field(&f, RT_F_CLIENT_ID), "c li", "percent-decoding");
-    is_str(rt_request_field(&f, RT_F_REDIRECT_URI), "http://x/cb", "decoded URI");
+    is_str(rt_request_field(&f, RT_F_REDIRECT_URI), "http://x/cb",
+           "decoded URI");
     is_str(rt_request_field(&f, RT_F_CODE), "a b", "plus is space");
     e = rt_form_parse(pool, "code=1&code=2", 13, &f);
     ok(e && rt_error_status(e) == 400 && strstr(e->message, "duplicate"),
@@ -401,7 +404,8 @@ static void test_form(void)
     ok(e == NULL && strcmp(id, "app:1") == 0 && strcmp(secret, "s3c:ret") == 0,
        "basic credentials are form-decoded, split at the first colon");
     e = rt_form_basic_auth(pool, "Basic bm9jb2xvbg==", &id, &secret);
-    ok(e && rt_error_status(e) == 401, "basic credentials without colon refused");
+    ok(e && rt_error_status(e) == 401,
+       "basic credentials without colon refused");
 }
 
 static void test_pkce(void)
@@ -666,8 +670,7 @@ static void test_hmac(void)
     } v[] = {
         {"0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", "4869205468657265",
          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
-        {"4a656665",
-         "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
+        {"4a656665", "7768617420646f2079612077616e7420666f72206e6f7468696e673f",
          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
         {NULL, /* 131 bytes of 0xaa */
          "54657374205573696e67204c6172676572205468616e20426c6f636b2d53697a65"
@@ -749,7 +752,8 @@ static void test_authreq(void)
     ok(rt_authreq_check(pool, &q, uris) == NULL,
        "registered redirect URI accepted");
     e = rt_authreq_parse(pool, "client_id=a&client_id=b", &q);
-    ok(e && rt_error_status(e) == 400, "authorize: duplicate parameter refused");
+    ok(e && rt_error_status(e) == 400,
+       "authorize: duplicate parameter refused");
     e = rt_authreq_parse(pool, "nonce=%E9", &q);
     ok(e && rt_error_status(e) == 400, "authorize: nonce must be UTF-8");
     e = rt_authreq_parse(pool, "state=%00", &q);
@@ -757,7 +761,8 @@ static void test_authreq(void)
     rt_authreq_parse(pool, "client_id=web&redirect_uri=https://app.test/cb/",
                      &q);
     e = rt_authreq_check(pool, &q, uris);
-    ok(e && rt_error_status(e) == 400 && strcmp(rt_error_log_word(e), "redirect_mismatch") == 0,
+    ok(e && rt_error_status(e) == 400 &&
+           strcmp(rt_error_log_word(e), "redirect_mismatch") == 0,
        "authorize: a trailing slash is another redirect URI");
     rt_authreq_parse(pool, "client_id=web&redirect_uri=https://APP.test/cb",
                      &q);
