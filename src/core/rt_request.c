@@ -26,8 +26,7 @@ static int field_index(const char *key, unsigned int known)
     return -1;
 }
 
-rt_error *rt_request_check_body(apr_pool_t *p, const char *body,
-                                apr_size_t len)
+rt_error *rt_request_check_body(apr_pool_t *p, const char *body, apr_size_t len)
 {
     if (len == 0) {
         return rt_error_make(p, RT_ERR_BAD_REQUEST, "request body is empty",

@@ -793,6 +793,42 @@ static void test_authreq(void)
            "authorize: Location escapes state, appends to a query");
 }
 
+/* Every kind has its row in rt_error.c's table, and the rows that the
+ * OAuth dialect tells apart come out as RFC 6749 says. */
+static void test_error_kinds(void)
+{
+    int complete = 1;
+
+    for (int k = 0; k < RT_ERR__COUNT; k++) {
+        rt_error *e = rt_error_make(pool, (rt_error_kind)k, "m", NULL);
+        int st, s = rt_error_status(e);
+        const char *code = rt_error_oauth(e, &st);
+
+        complete = complete && s >= 400 && s <= 599 && st >= 400 && st <= 599 &&
+                   code != NULL && *code != '\0' &&
+                   rt_error_log_word(e) != NULL && *rt_error_log_word(e);
+    }
+    ok(complete,
+       "errors: every kind has a status, an OAuth code and a log word");
+    {
+        rt_error *app = rt_error_make(pool, RT_ERR_BAD_APP_SECRET, "m", NULL);
+        rt_error *pw = rt_error_make(pool, RT_ERR_BAD_PASSWORD, "m", NULL);
+        int sa, sp;
+
+        ok(strcmp(rt_error_oauth(app, &sa), "invalid_client") == 0 &&
+               sa == 401 &&
+               strcmp(rt_error_oauth(pw, &sp), "invalid_grant") == 0 &&
+               sp == 400 && rt_error_status(pw) == 401 &&
+               strcmp(rt_error_log_word(app), rt_error_log_word(pw)) == 0,
+           "errors: a wrong secret and a wrong password share a log word, "
+           "not an OAuth code");
+    }
+    is_str(rt_error_body(
+               pool, rt_error_make(pool, RT_ERR_THROTTLED, "too many", NULL)),
+           "{\"code\":429,\"message\":\"too many\"}",
+           "errors: the Error body carries the kind's status");
+}
+
 static void test_oidc(void)
 {
     is_str(rt_oidc_issuer_path(pool, "https://h/auth/realms/runai/"),
@@ -837,6 +873,7 @@ int main(void)
     test_hmac();
     test_random_fork();
     test_authreq();
+    test_error_kinds();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
