@@ -5,8 +5,9 @@ package RunaiHosts;
 #   - independent httpd instances (/usr/sbin/apache2 -f CONF -k start) with
 #     their own ServerRoot in a temp dir, the event MPM, absolute LoadModule
 #     lines, the module built in this tree and the suite's fixtures;
-#   - a small HTTP/1.1 client that can pick its source address (throttling
-#     counts per remote address) and talk to either kind of server;
+#   - HTTP/1.1 requests that can pick their source address (throttling
+#     counts per remote address) and talk to either kind of server, on the
+#     raw client of t/lib/RunaiHTTP.pm;
 #   - race(): N forked clients held at one barrier, then released at once.
 # Whatever a test started is stopped in an END block, also when it dies.
 # Every wait is bounded in attempts and in time.
@@ -28,6 +29,7 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64 encode_base64url);
 use POSIX ();
 use Time::HiRes ();
+use RunaiHTTP qw(request_bytes connect_to send_bytes read_response failed_response);
 
 our @EXPORT = qw(
   find_binary free_port start_redis start_memcached stop_service kill_service
@@ -577,76 +579,6 @@ sub pkce_pair {
     return ($verifier, encode_base64url(Digest::SHA::sha256($verifier)));
 }
 
-sub request_bytes {
-    my(%a) = @_;
-    my $method = $a{method} || 'GET';
-    my $host = $a{host} || '127.0.0.1';
-    my $bytes = "$method $a{path} HTTP/1.1\r\nHost: $host:$a{port}\r\nConnection: close\r\n";
-    my @h = @{ $a{headers} || [] };
-    while (my($k, $v) = splice @h, 0, 2) {
-        $bytes .= "$k: $v\r\n";
-    }
-    if (defined $a{body}) {
-        my $body = $a{body};
-        utf8::encode($body) if utf8::is_utf8($body);
-        my %named = map { lc($_) => 1 } @{ $a{headers} || [] };
-        $bytes .= 'Content-Type: ' . ($a{type} // 'application/json') . "\r\n"
-            unless $named{'content-type'} || (exists $a{type} && !defined $a{type});
-        $bytes .= 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    }
-    else {
-        $bytes .= "\r\n";
-    }
-    return $bytes;
-}
-
-sub connect_to {
-    my(%a) = @_;
-    return IO::Socket::INET->new(
-        PeerAddr => $a{host} || '127.0.0.1', PeerPort => $a{port}, Proto => 'tcp',
-        Timeout => 10, ($a{local_addr} ? (LocalAddr => $a{local_addr}) : ()));
-}
-
-sub failed_response {
-    my $why = shift;
-    my $res = HTTP::Response->new(599, $why);
-    $res->content('');
-    return $res;
-}
-
-# Reads the whole answer until the server closes (bounded by timeout).
-sub read_response {
-    my($sock, $timeout, $method) = @_;
-    my $sel = IO::Select->new($sock);
-    my $raw = '';
-    my $deadline = Time::HiRes::time() + ($timeout || 30);
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        return failed_response("timeout after ${timeout}s") if $left <= 0;
-        next unless $sel->can_read($left > 1 ? 1 : $left);
-        my $n = sysread $sock, $raw, 65536, length $raw;
-        next if !defined $n && $!{EINTR};
-        last unless $n;
-    }
-    close $sock;
-    return failed_response('no answer') unless length $raw;
-    my($head, $body) = split /\r\n\r\n/, $raw, 2;
-    my $res = HTTP::Response->parse("$head\r\n\r\n");
-    $body //= '';
-    if (lc($res->header('Transfer-Encoding') || '') eq 'chunked') {
-        my $plain = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr($body, 0, $n, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $plain;
-    }
-    $res->content(($method // '') eq 'HEAD' ? '' : $body);
-    return $res;
-}
-
 # http_request(port => P, method => M, path => '/x', headers => [..],
 #              body => BYTES, type => CT, local_addr => '127.0.0.9',
 #              timeout => S): an HTTP::Response; status 599 when the
@@ -655,13 +587,8 @@ sub http_request {
     my(%a) = @_;
     my $sock = connect_to(%a) or return failed_response("connect to $a{port}: $!");
     $sock->autoflush(1);
-    my $bytes = request_bytes(%a);
-    my $off = 0;
-    while ($off < length $bytes) {
-        my $n = syswrite $sock, $bytes, length($bytes) - $off, $off;
-        return failed_response("write: $!") unless defined $n;
-        $off += $n;
-    }
+    my($sent, $err) = send_bytes($sock, request_bytes(%a), $a{timeout});
+    return failed_response("write: $err") if defined $err;
     return read_response($sock, $a{timeout} || 30, $a{method});
 }
 
@@ -676,18 +603,7 @@ sub raw_request {
     my $sock = connect_to(%a) or return failed_response("connect to $a{port}: $!");
     $sock->autoflush(1);
     local $SIG{PIPE} = 'IGNORE';
-    my($off, $werr) = (0, undef);
-    my $sel = IO::Select->new($sock);
-    while ($off < length $bytes) {
-        last unless $sel->can_write($a{timeout} || 30);
-        my $n = syswrite $sock, $bytes, (length($bytes) - $off > 65536 ? 65536 : length($bytes) - $off), $off;
-        if (!defined $n) {
-            next if $!{EINTR} || $!{EAGAIN};
-            $werr = "$!";
-            last;
-        }
-        $off += $n;
-    }
+    my($off, $werr) = send_bytes($sock, $bytes, $a{timeout});
     my $res = read_response($sock, $a{timeout} || 30, $a{method});
     $res->header('X-Test-Write-Error' => "$werr after $off of " . length($bytes) . ' bytes')
         if defined $werr;
@@ -724,13 +640,8 @@ sub race {
                 my $r;
                 if ($sock) {
                     $sock->autoflush(1);
-                    my $bytes = request_bytes(%a);
-                    my $off = 0;
-                    while ($off < length $bytes) {
-                        my $n = syswrite $sock, $bytes, length($bytes) - $off, $off;
-                        die "write: $!" unless defined $n;
-                        $off += $n;
-                    }
+                    my($sent, $err) = send_bytes($sock, request_bytes(%a));
+                    die "write: $err" if defined $err;
                     $r = read_response($sock, 50, $a{method});
                 }
                 alarm 0;

@@ -18,11 +18,11 @@ use Crypt::PK::RSA ();
 use Digest::SHA qw(sha256);
 use File::Spec::Functions qw(catfile);
 use HTTP::Request ();
-use HTTP::Response ();
 use File::Temp ();
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64 decode_base64url encode_base64url);
 use POSIX ();
+use RunaiHTTP ();
 
 our @EXPORT = qw(
   t_dir fixture secrets json_bytes json_decode json_type
@@ -106,31 +106,17 @@ sub token_request {
 
 # raw_http(VHOST, BYTES): sends BYTES verbatim on a new connection (the
 # caller writes the whole request, with Connection: close) and parses the
-# answer, decoding a chunked body.
+# answer, decoding a chunked body (t/lib/RunaiHTTP.pm). Dies when the
+# server closes without answering or does not close within 30 s.
 sub raw_http {
     my($vhost, $bytes) = @_;
     my $sock = Apache::TestRequest::vhost_socket($vhost || 'main')
         or die "cannot connect to vhost " . ($vhost || 'main') . ": $!";
     $sock->autoflush(1);
     print $sock $bytes;
-    local $/;
-    my $raw = <$sock>;
-    close $sock;
-    die "no answer from the server" unless defined $raw && length $raw;
-    my($head, $body) = split /\r\n\r\n/, $raw, 2;
-    my $res = HTTP::Response->parse("$head\r\n\r\n");
-    if (lc($res->header('Transfer-Encoding') || '') eq 'chunked') {
-        my $plain = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr($body, 0, $n, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $plain;
-    }
-    $res->content($body);
-    return $res;
+    my($raw, $err) = RunaiHTTP::read_raw($sock, 30);
+    die "no answer from the server" . (defined $err ? " ($err)" : '') if defined $err || !length $raw;
+    return RunaiHTTP::parse_response($raw);
 }
 
 sub response_json {
