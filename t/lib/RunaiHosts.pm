@@ -29,6 +29,7 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64 encode_base64url);
 use POSIX ();
 use Time::HiRes ();
+use RunaiTest ();
 use RunaiHTTP qw(request_bytes connect_to send_bytes read_response failed_response);
 
 our @EXPORT = qw(
@@ -37,7 +38,7 @@ our @EXPORT = qw(
   httpd_children httpd_ctl httpd_pid session_site http_request raw_request vhost_port basic_auth url_encode query_params race
   slurp log_tail logs_clean pkce_pair wait_until
   post_json_to token_call password_login refresh_call authorize_call
-  code_of exchange_call reply_of note_secret noted_secrets assert_logs_clean
+  code_of exchange_call reply_of tokens_ok note_secret noted_secrets assert_logs_clean
   load_secrets
 );
 
@@ -722,8 +723,27 @@ sub reply_of {
     for my $k (qw(accessToken idToken refreshToken externalToken access_token id_token refresh_token)) {
         next unless defined $body->{$k} && !ref $body->{$k};
         note_secret($k, $body->{$k});
-        RunaiTest::record_token($body->{$k}) if defined &RunaiTest::record_token;
+        RunaiTest::record_token($body->{$k});
     }
+    return $body;
+}
+
+# tokens_ok(RESPONSE, NAME, more => [KEY, ...]): Test::More assertions on
+# the 200 answer of a grant that opens or continues a session (password,
+# refresh_token, exchange_token): the success headers, exactly the fields
+# accessToken, idToken, refreshToken, expiresIn (and those of more), a
+# refresh token of 43 base64url characters. Returns the body (tokens noted
+# by reply_of).
+sub tokens_ok {
+    my($res, $name, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    RunaiTest::check_success_headers($res, $name);
+    my $body = reply_of($res) || {};
+    my @fields = (qw(accessToken idToken refreshToken expiresIn), @{ $o{more} || [] });
+    Test::More::is_deeply([sort keys %$body], [sort @fields], "$name: fields " . join(', ', @fields))
+        or Test::More::diag('body: ' . $res->content);
+    Test::More::like($body->{refreshToken} // '', qr/^[A-Za-z0-9_-]{43}$/,
+        "$name: refresh token is 43 base64url characters");
     return $body;
 }
 
