@@ -17,11 +17,9 @@ use warnings;
 use Exporter 'import';
 use Cwd qw(abs_path);
 use Errno ();
-use File::Basename qw(dirname);
 use File::Path qw(remove_tree);
 use File::Spec::Functions qw(catfile);
 use File::Temp qw(tempdir);
-use FindBin ();
 use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
@@ -29,7 +27,7 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64 encode_base64url);
 use POSIX ();
 use Time::HiRes ();
-use RunaiTest ();
+use RunaiTest qw(slurp);
 use RunaiHTTP qw(request_bytes connect_to send_bytes read_response failed_response);
 
 our @EXPORT = qw(
@@ -52,14 +50,6 @@ my $MODULES = '/usr/lib/apache2/modules';
 my $HTTPD = $ENV{RUNAI_HTTPD} || '/usr/sbin/apache2';
 
 # --- small utilities --------------------------------------------------------
-
-sub slurp {
-    my $file = shift;
-    open my $fh, '<:raw', $file or return undef;
-    local $/;
-    my $text = <$fh>;
-    return $text // '';
-}
 
 sub log_tail {
     my($file, $lines) = @_;
@@ -255,8 +245,8 @@ sub restart_service {
 
 # --- httpd instances -----------------------------------------------------------
 
-sub t_dir { abs_path("$FindBin::Bin") }
-sub fixture_path { catfile(t_dir(), 'fixtures', @_) }
+sub t_dir { RunaiTest::t_dir() }
+sub fixture_path { RunaiTest::fixture(@_) }
 
 # The module built in this tree, found from the test file (t/NN_x.t), or
 # the one RUNAI_TOKEN_MODULE names (see t/TEST.PL).
@@ -695,9 +685,7 @@ my $JSON = JSON::PP->new->utf8->canonical;
 my $SECRETS;
 sub load_secrets {
     return $SECRETS if $SECRETS;
-    my $text = slurp(fixture_path('secrets.json'))
-        // die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
-    $SECRETS = $JSON->decode($text);
+    $SECRETS = RunaiTest::secrets();
     note_secret("password of $_", $SECRETS->{users}{$_}) for sort keys %{ $SECRETS->{users} };
     note_secret("secret of $_", $SECRETS->{apps}{$_}) for sort keys %{ $SECRETS->{apps} };
     note_secret('the wrong secret', $SECRETS->{wrong});

@@ -25,7 +25,7 @@ use POSIX ();
 use RunaiHTTP ();
 
 our @EXPORT = qw(
-  t_dir fixture secrets json_bytes json_decode json_type
+  t_dir fixture fixture_bytes slurp secrets json_bytes json_decode json_type
   http raw_http post_json token_request
   check_error check_success_headers check_legacy_headers response_json
   jwt_parts check_token_basics check_payload_encoding record_token
@@ -38,13 +38,27 @@ my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub t_dir { Apache::Test::vars('t_dir') }
 sub fixture { catfile(t_dir(), 'fixtures', @_) }
 
+# The bytes of a file; undef when it cannot be read ($! says why).
+sub slurp {
+    my $file = shift;
+    open my $fh, '<:raw', $file or return undef;
+    local $/;
+    my $text = <$fh>;
+    return $text // '';
+}
+
+# The bytes of a fixture file (t/fixtures/NAME); dies when it is missing.
+sub fixture_bytes {
+    my $name = shift;
+    return slurp(fixture($name)) // die "$name: $!";
+}
+
 my $secrets;
 sub secrets {
     return $secrets if $secrets;
-    open my $fh, '<:raw', fixture('secrets.json')
-        or die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
-    local $/;
-    return $secrets = $JSON->decode(<$fh>);
+    my $text = slurp(fixture('secrets.json'))
+        // die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
+    return $secrets = $JSON->decode($text);
 }
 
 # UTF-8 JSON text of a Perl structure (keys sorted, so bodies are stable).
@@ -271,10 +285,7 @@ sub check_token_basics {
 sub key_info {
     my $name = shift;
     if ($name eq 'hmac') {
-        open my $fh, '<:raw', fixture('hmac.key') or die "hmac.key: $!";
-        local $/;
-        my $bytes = <$fh>;
-        return { public => fixture('hmac.key'), key => $bytes, hmac => 1 };
+        return { public => fixture('hmac.key'), key => fixture_bytes('hmac.key'), hmac => 1 };
     }
     my $pub = fixture("$name.pub.pem");
     my $class = $name =~ /^rsa/ ? 'Crypt::PK::RSA' : 'Crypt::PK::ECC';
@@ -336,7 +347,7 @@ sub run_capture {
     }
     waitpid $pid, 0;
     my $rc = $? >> 8;
-    my @text = map { local $/; open my $fh, '<', $_->filename or die "$!"; scalar(<$fh>) // '' } $out, $err;
+    my @text = map { slurp($_->filename) // die "$!" } $out, $err;
     return ($rc, @text);
 }
 
