@@ -13,6 +13,7 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use B ();
 use Crypt::JWT ();
+use Crypt::Mac::HMAC ();
 use Crypt::PK::ECC ();
 use Crypt::PK::RSA ();
 use Digest::SHA qw(sha256);
@@ -30,7 +31,7 @@ our @EXPORT = qw(
   check_error check_success_headers check_legacy_headers response_json
   jwt_parts check_token_basics check_payload_encoding record_token
   verify_crypt_jwt verify_libjwt verify_pyjwt verify_pyjwt_batch flip_signature
-  key_info thumbprint
+  b64json jws_signature forge_jwt key_info thumbprint
 );
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -308,6 +309,38 @@ sub flip_signature {
     my $sig = decode_base64url($s);
     substr($sig, 0, 1) = chr(ord(substr($sig, 0, 1)) ^ 0x01);
     return "$h.$p." . encode_base64url($sig);
+}
+
+# --- tokens signed here ------------------------------------------------------
+
+# base64url of the JSON text of a structure (keys sorted), or of a text as is.
+sub b64json { encode_base64url(ref $_[0] ? json_bytes($_[0]) : $_[0]) }
+
+# jws_signature(INPUT, HOW, KEY): the signature bytes of a JWS signing
+# input. RS256, RS384, PS256 with the RSA fixture KEY (a file name in
+# t/fixtures), ES256, ES384, ES512 (R||S, RFC 7518) and ES256-DER with the EC
+# fixture KEY, HS256 keyed with the bytes KEY, none: no signature.
+sub jws_signature {
+    my($input, $how, $key) = @_;
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'v1.5') if $how eq 'RS256';
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA384', 'v1.5') if $how eq 'RS384';
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'pss', 32) if $how eq 'PS256';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA256') if $how eq 'ES256';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA384') if $how eq 'ES384';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA512') if $how eq 'ES512';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message($input, 'SHA256') if $how eq 'ES256-DER';
+    return Crypt::Mac::HMAC::hmac('SHA256', $key, $input) if $how eq 'HS256';
+    return '' if $how eq 'none';
+    die "unknown signing $how";
+}
+
+# forge_jwt(HEADER, CLAIMS, HOW, KEY): a compact JWS signed here; HEADER
+# and CLAIMS are structures or JSON text sent as is; HOW and KEY as for
+# jws_signature.
+sub forge_jwt {
+    my($header, $claims, $how, $key) = @_;
+    my $input = b64json($header) . '.' . b64json($claims);
+    return "$input." . encode_base64url(jws_signature($input, $how, $key));
 }
 
 # --- the three verifiers ----------------------------------------------------
