@@ -34,7 +34,7 @@ our @EXPORT = qw(
   find_binary free_port start_redis start_memcached stop_service kill_service
   restart_service start_httpd stop_httpd restart_httpd graceful_httpd httpd_running
   httpd_children httpd_ctl httpd_pid session_site http_request raw_request vhost_port basic_auth url_encode query_params race
-  slurp log_tail logs_clean pkce_pair wait_until
+  slurp log_tail logs_clean pkce_pair wait_until reap
   post_json_to token_call password_login refresh_call authorize_call
   code_of exchange_call reply_of tokens_ok note_secret noted_secrets assert_logs_clean
   load_secrets
@@ -204,37 +204,43 @@ sub start_service {
 sub start_redis     { start_service('redis', @_) }
 sub start_memcached { start_service('memcached', @_) }
 
-# Waits (bounded) for the process to exit; KILL when TERM was not enough.
+# reap(SECONDS, PID...): waits (bounded) until each of these children has
+# exited; KILLs the ones still there after SECONDS and reaps them (bounded
+# again). Returns the PIDs that had to be killed.
 sub reap {
-    my($pid, $seconds) = @_;
-    my $gone = wait_until($seconds, 0.05, sub {
-        my $r = waitpid($pid, POSIX::WNOHANG());
-        return $r == $pid || $r == -1;
-    });
-    unless ($gone) {
-        kill 'KILL', $pid;
-        wait_until(5, 0.05, sub { my $r = waitpid($pid, POSIX::WNOHANG()); $r == $pid || $r == -1 });
+    my($seconds, @pids) = @_;
+    my %left = map { $_ => 1 } @pids;
+    my $exited = sub {
+        for my $pid (keys %left) {
+            my $r = waitpid($pid, POSIX::WNOHANG());
+            delete $left{$pid} if $r == $pid || $r == -1;
+        }
+        return !%left;
+    };
+    wait_until($seconds, 0.02, $exited);
+    my @killed = sort { $a <=> $b } keys %left;
+    if (@killed) {
+        kill 'KILL', @killed;
+        wait_until(5, 0.02, $exited);
     }
+    return @killed;
 }
 
-sub stop_service {
-    my $svc = shift;
+# end_service(SVC, SIGNAL): sends SIGNAL and waits (bounded) for the exit;
+# KILL when SIGNAL was not enough.
+sub end_service {
+    my($svc, $signal) = @_;
     return unless $svc && $svc->{pid};
     my $pid = delete $svc->{pid};
     delete $SERVICES{$pid};
-    kill 'TERM', $pid;
-    reap($pid, 10);
+    kill $signal, $pid;
+    reap(10, $pid);
 }
+
+sub stop_service { end_service(shift, 'TERM') }
 
 # A crash: SIGKILL, nothing saved.
-sub kill_service {
-    my $svc = shift;
-    return unless $svc && $svc->{pid};
-    my $pid = delete $svc->{pid};
-    delete $SERVICES{$pid};
-    kill 'KILL', $pid;
-    reap($pid, 10);
-}
+sub kill_service { end_service(shift, 'KILL') }
 
 # The same service again, on the same port.
 sub restart_service {
@@ -660,16 +666,7 @@ sub race {
         $ready += $n;
     }
     close $gate_w;    # open the gate
-    my %left = map { $_ => 1 } @pids;
-    wait_until(90, 0.02, sub {
-        for my $pid (keys %left) {
-            my $r = waitpid($pid, POSIX::WNOHANG());
-            delete $left{$pid} if $r == $pid || $r == -1;
-        }
-        return !%left;
-    });
-    kill 'KILL', keys %left;
-    waitpid($_, 0) for keys %left;
+    reap(90, @pids);
     return map {
         my $text = slurp(catfile($dir, $_));
         defined $text && length $text ? HTTP::Response->parse($text)
