@@ -11,8 +11,22 @@
 # dialects, refresh, authorize -> exchange, the deprecated routes, discovery,
 # JWKS, the bearer guard), then runs Apache in the foreground until Ctrl-C.
 #
+# Where the files live. demo/ keeps what only the user who starts Apache
+# reads, once, at start: the private key, the credentials, httpd.conf, the
+# master htpasswd files; the logs and the pid file, which that process
+# opens. Started as root, Apache runs its children as nobody, and they read
+# the htpasswd files on every login and serve the guarded file: those get
+# copied, for this run only, into a directory made with mktemp under /tmp
+# (mode 0755; the htpasswd copies 0640, group nogroup), which also holds
+# DocumentRoot and DefaultRuntimeDir. So the demo works in a clone that
+# nobody can reach (root's home is 0700) without changing the permissions
+# of any of the user's directories. That directory is removed when the demo
+# ends (Ctrl-C, SIGINT, SIGTERM, SIGHUP, or a failed start); the signing key
+# never leaves demo/.
+#
 # A second run reuses the key and the credentials; `rm -rf demo` starts
-# afresh. Environment: PORT (default 8080), MODULE, APXS.
+# afresh. Environment: PORT (default 8080), MODULE, APXS, HTTPD (the httpd
+# binary; default: the one apxs names).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,6 +60,7 @@ if [ -n "$apxs" ] && [ -x "$apxs" ]; then
     moddir=$("$apxs" -q LIBEXECDIR)
     httpd="$("$apxs" -q SBINDIR)/$("$apxs" -q PROGNAME)"
 fi
+httpd=${HTTPD:-$httpd}
 [ -x "$httpd" ] || die "httpd binary '$httpd' not found: run scripts/deps.sh --build-only"
 [ -f "$moddir/mod_mpm_event.so" ] || die "no Apache modules in '$moddir': run scripts/deps.sh --build-only"
 for tool in openssl htpasswd curl; do
@@ -63,7 +78,7 @@ fi
 
 # --- files -----------------------------------------------------------------
 
-mkdir -p "$demo" "$demo/logs" "$demo/run" "$demo/htdocs/guarded"
+mkdir -p "$demo" "$demo/logs" "$demo/run"
 chmod 755 "$demo"
 (umask 077 && mkdir -p "$demo/keys")
 
@@ -126,27 +141,43 @@ EOF
 fi
 chmod 600 "$creds"
 
+chmod 600 "$apps" "$users"
+
+# --- what the children read, for this run only -------------------------------
+
+# Under /tmp rather than $TMPDIR, which may be private to the user.
+tmp=$(mktemp -d /tmp/mod_runai_token-demo.XXXXXX) || die "mktemp -d under /tmp failed"
+cleanup() {
+    case "$tmp" in
+        /tmp/mod_runai_token-demo.?*) rm -rf -- "$tmp" ;;
+    esac
+}
+# A signal ends the script through exit, so that the EXIT trap runs.
+on_signals() {
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    trap 'exit 129' HUP
+}
+trap cleanup EXIT
+on_signals
+chmod 755 "$tmp"
+mkdir -p "$tmp/run" "$tmp/htdocs/guarded"
+chmod 755 "$tmp/run" "$tmp/htdocs" "$tmp/htdocs/guarded"
+printf 'hello from a location guarded by AuthType RunaiToken\n' >"$tmp/htdocs/guarded/hello.txt"
+chmod 644 "$tmp/htdocs/guarded/hello.txt"
+run_apps="$tmp/apps.htpasswd"
+run_users="$tmp/users.htpasswd"
+(umask 077 && cp "$apps" "$run_apps" && cp "$users" "$run_users") || die "cannot copy the htpasswd files to $tmp"
+
 # Apache reads the htpasswd files in its children, which run as nobody when
 # the server is started as root.
 user_lines=""
 if [ "$(id -u)" = 0 ]; then
     user_lines=$'User nobody\nGroup nogroup'
-    chgrp nogroup "$apps" "$users"
-    chmod 640 "$apps" "$users"
-    if ! runuser -u nobody -- test -r "$users"; then
-        dirs=""
-        d="$demo"
-        while [ "$d" != / ]; do
-            dirs="$d $dirs"
-            d=$(dirname "$d")
-        done
-        die "user nobody cannot read $users (a parent directory is not searchable).
-run-demo: Apache's children run as nobody when started as root. Either run
-run-demo: 'make run' as an ordinary user, or allow the search with:
-    chmod o+x $dirs"
-    fi
-else
-    chmod 600 "$apps" "$users"
+    chgrp nogroup "$run_apps" "$run_users"
+    chmod 640 "$run_apps" "$run_users"
+    runuser -u nobody -- test -r "$run_users" ||
+        die "user nobody cannot read $run_users; is /tmp mounted for root only?"
 fi
 
 conf="$demo/httpd.conf"
@@ -156,8 +187,10 @@ cat >"$conf" <<EOF
 ServerRoot "$demo"
 ServerName $host:$port
 Listen $host:$port
-DefaultRuntimeDir run
-PidFile run/httpd.pid
+# What the children read or use lives in $tmp
+# (removed when run-demo.sh ends).
+DefaultRuntimeDir "$tmp/run"
+PidFile "$demo/run/httpd.pid"
 $user_lines
 
 LoadModule mpm_event_module $moddir/mod_mpm_event.so
@@ -188,7 +221,7 @@ MaxSpareThreads 30
 MaxRequestWorkers 40
 
 TypesConfig /etc/mime.types
-DocumentRoot "$demo/htdocs"
+DocumentRoot "$tmp/htdocs"
 ErrorLog logs/error_log
 # One info line per token request from runai_token; warnings from the rest.
 LogLevel warn runai_token:info
@@ -213,7 +246,7 @@ RunaiTokenClient demo-web $redirect_uri
 # Users for the password grant live in their own file, behind an alias
 # (defined before it is used).
 <AuthnProviderAlias file demo-users>
-    AuthUserFile "$users"
+    AuthUserFile "$run_users"
 </AuthnProviderAlias>
 
 <Location />
@@ -223,7 +256,7 @@ RunaiTokenClient demo-web $redirect_uri
     # Applications (app_token, client_credentials, the legacy apptoken
     # route) are checked by mod_authn_file against this file.
     RunaiTokenAppProvider file
-    AuthUserFile "$apps"
+    AuthUserFile "$run_apps"
 
     # Users (password grant) through the alias above.
     RunaiTokenPasswordProvider demo-users
@@ -266,9 +299,6 @@ RunaiTokenClient demo-web $redirect_uri
 </Location>
 EOF
 
-printf 'hello from a location guarded by AuthType RunaiToken\n' >"$demo/htdocs/guarded/hello.txt"
-chmod 644 "$demo/htdocs/guarded/hello.txt"
-
 if ! check=$("$httpd" -f "$conf" -t 2>&1); then
     echo "$check" >&2
     die "configuration test failed ($conf)"
@@ -308,6 +338,8 @@ mod_runai_token demo: $base   ($("$httpd" -v | sed -n 's/^Server version: //p'))
   logs     $demo/logs/error_log, access_log
   key      $key (RS256), public key $pub
   issuer   $issuer
+  runtime  $tmp
+           (what the children read: htpasswd copies, htdocs; removed when the demo stops)
 
 Credentials ($creds_note):
   application  $DEMO_APP_ID   secret   $DEMO_APP_SECRET
@@ -389,8 +421,9 @@ EOF
 
 # Run httpd in the foreground. Ctrl-C reaches httpd directly (it shuts down
 # and removes its pid file); a TERM, INT or HUP sent to this script alone is
-# passed on. If httpd fails to start, show why: the reason is in the error
-# log, which the terminal would not otherwise see.
+# passed on. Either way the script waits for httpd to end, then removes
+# $tmp (the EXIT trap). If httpd fails to start, show why: the reason is in
+# the error log, which the terminal would not otherwise see.
 cd "$demo"
 log="$demo/logs/error_log"
 log_lines=0
@@ -405,7 +438,7 @@ while kill -0 "$pid" 2>/dev/null; do
     rc=0
     wait "$pid" || rc=$?
 done
-trap - INT TERM HUP
+on_signals
 if [ "$rc" != 0 ]; then
     echo "run-demo: apache2 exited with status $rc; from $log:" >&2
     [ -f "$log" ] && tail -n +"$((log_lines + 1))" "$log" | tail -n 20 >&2

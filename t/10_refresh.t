@@ -37,19 +37,6 @@ my $last_rotation = time;
 my $short_login = password_login($short, 'bob', $s->{users}{bob});
 my $t_short_login = time;
 
-# A 200 token answer with the four fields; returns the body.
-sub tokens_ok {
-    my($res, $name, %o) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    check_success_headers($res, $name);
-    my $body = reply_of($res) || {};
-    is_deeply([sort keys %$body], [sort qw(accessToken idToken refreshToken expiresIn), @{ $o{more} || [] }],
-              "$name: accessToken, idToken, refreshToken, expiresIn")
-        or diag('body: ' . $res->content);
-    like($body->{refreshToken} // '', qr/^[A-Za-z0-9_-]{43}$/, "$name: refresh token is 43 base64url characters");
-    return $body;
-}
-
 sub random_token { encode_base64url(join '', map { chr int rand 256 } 1 .. 32) }
 
 # --- password login, then rotation -------------------------------------------

@@ -53,17 +53,6 @@ sub code_ok {
     return $code;
 }
 
-sub tokens_ok {
-    my($res, $name, %o) = @_;
-    local $Test::Builder::Level = $Test::Builder::Level + 1;
-    check_success_headers($res, $name);
-    my $body = reply_of($res) || {};
-    is_deeply([sort keys %$body], [sort qw(accessToken idToken refreshToken expiresIn), @{ $o{more} || [] }],
-              "$name: fields " . join(', ', qw(accessToken idToken refreshToken expiresIn), @{ $o{more} || [] }))
-        or diag('body: ' . $res->content);
-    return $body;
-}
-
 sub no_redirect {
     my($res, $status, $re, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;

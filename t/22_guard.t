@@ -11,8 +11,6 @@ use lib "$FindBin::Bin/lib";
 
 use Apache::Test qw(-withtestmore);
 use Apache::TestRequest ();
-use Crypt::Mac::HMAC ();
-use Crypt::PK::ECC ();
 use Crypt::PK::RSA ();
 use File::Spec::Functions qw(catfile);
 use JSON::PP ();
@@ -27,36 +25,12 @@ my $JSON = JSON::PP->new->canonical;
 my %kid = map { $_ => thumbprint($_) } qw(rsa rsa2 ec256 ec521 hmac);
 my $invalid = qr/^Bearer realm="runai guard", error="invalid_token"$/;
 
-sub pem {
-    open my $fh, '<:raw', fixture($_[0]) or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
 # --- tokens -------------------------------------------------------------------
-
-sub b64j { encode_base64url(ref $_[0] ? $JSON->encode($_[0]) : $_[0]) }
-
-# sign(INPUT, HOW, KEYFILE-or-BYTES): the signature bytes
-sub sign {
-    my($input, $how, $key) = @_;
-    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'v1.5') if $how eq 'RS256';
-    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA384', 'v1.5') if $how eq 'RS384';
-    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'pss', 32) if $how eq 'PS256';
-    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA256') if $how eq 'ES256';
-    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA384') if $how eq 'ES384';
-    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA512') if $how eq 'ES512';
-    return Crypt::PK::ECC->new(fixture($key))->sign_message($input, 'SHA256') if $how eq 'ES256-DER';
-    return Crypt::Mac::HMAC::hmac('SHA256', $key, $input) if $how eq 'HS256';
-    return '' if $how eq 'none';
-    die "unknown signing $how";
-}
 
 # forge(header => {...}, claims => {...}, how => ALG, key => FIXTURE|BYTES)
 sub forge {
     my %o = @_;
-    my $input = b64j($o{header}) . '.' . b64j($o{claims});
-    my $tok = "$input." . encode_base64url(sign($input, $o{how}, $o{key}));
+    my $tok = forge_jwt($o{header}, $o{claims}, $o{how}, $o{key});
     record_token($tok);
     return $tok;
 }
@@ -231,15 +205,15 @@ my $alice_es = module_tokens(oidcnext => 'alice');
         ['alg "None"', forge(header => { alg => 'None', kid => $kid{rsa} }, claims => $good, how => 'none')],
         ['alg none with an RS256 signature',
          do { my $t = rs256(); my($h, $p, $sg) = split /\./, $t;
-              b64j({ alg => 'none', typ => 'JWT', kid => $kid{rsa} }) . ".$p.$sg" }],
+              b64json({ alg => 'none', typ => 'JWT', kid => $kid{rsa} }) . ".$p.$sg" }],
         ['HS256 signed with the RSA public PEM, RSA kid',
          forge(header => { alg => 'HS256', typ => 'JWT', kid => $kid{rsa} }, claims => $good, how => 'HS256',
-               key => pem('rsa.pub.pem'))],
+               key => fixture_bytes('rsa.pub.pem'))],
         ['HS256 signed with the RSA public PEM, no kid',
-         forge(header => { alg => 'HS256', typ => 'JWT' }, claims => $good, how => 'HS256', key => pem('rsa.pub.pem'))],
+         forge(header => { alg => 'HS256', typ => 'JWT' }, claims => $good, how => 'HS256', key => fixture_bytes('rsa.pub.pem'))],
         ['HS256 signed with the EC public PEM, EC kid',
          forge(header => { alg => 'HS256', typ => 'JWT', kid => $kid{ec256} }, claims => $good, how => 'HS256',
-               key => pem('ec256.pub.pem'))],
+               key => fixture_bytes('ec256.pub.pem'))],
         ['HS256 signed with the RSA JWK n, RSA kid',
          forge(header => { alg => 'HS256', typ => 'JWT', kid => $kid{rsa} }, claims => $good, how => 'HS256',
                key => Crypt::PK::RSA->new(fixture('rsa.pub.pem'))->export_key_jwk('public'))],
@@ -308,7 +282,7 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     my $solo = qr/^Bearer realm="runai solo", error="invalid_token"$/;
     my $solo_claims = claims(iss => 'https://oidcsolo.example.test');
     refused('/guard/', forge(header => { alg => 'HS256', typ => 'JWT' }, claims => $solo_claims, how => 'HS256',
-                             key => pem('rsa2.pub.pem')),
+                             key => fixture_bytes('rsa2.pub.pem')),
             'single key: HS256 signed with its public PEM, no kid', vhost => 'oidcsolo', challenge => $solo);
     refused('/guard/', forge(header => { alg => 'none' }, claims => $solo_claims, how => 'none'),
             'single key: alg none, no kid', vhost => 'oidcsolo', challenge => $solo);
@@ -326,8 +300,8 @@ my $alice_es = module_tokens(oidcnext => 'alice');
                               how => 'ES512', key => 'ec521.pem'),
              'ES512 token of the verify-only P-521 key', vhost => 'oidcmix');
     for my $case (
-        ['HS256 with the RSA public PEM, RSA kid', { alg => 'HS256', kid => $kid{rsa2} }, pem('rsa2.pub.pem')],
-        ['HS256 with the EC public PEM, EC kid', { alg => 'HS256', kid => 'mix-es512' }, pem('ec521.pub.pem')],
+        ['HS256 with the RSA public PEM, RSA kid', { alg => 'HS256', kid => $kid{rsa2} }, fixture_bytes('rsa2.pub.pem')],
+        ['HS256 with the EC public PEM, EC kid', { alg => 'HS256', kid => 'mix-es512' }, fixture_bytes('ec521.pub.pem')],
         ['HS256 with the HMAC key, RSA kid', { alg => 'HS256', kid => $kid{rsa2} }, $hmac],
     ) {
         my($what, $h, $key) = @$case;

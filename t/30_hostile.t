@@ -30,12 +30,9 @@ use FindBin ();
 use lib "$FindBin::Bin/lib";
 
 use Apache::Test qw(-withtestmore);
-use Crypt::Mac::HMAC ();
-use Crypt::PK::ECC ();
-use Crypt::PK::RSA ();
 use File::Spec::Functions qw(catfile);
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64 encode_base64url);
+use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time sleep);
 use RunaiTest;
 use RunaiHosts;
@@ -646,28 +643,12 @@ sub authz {
 
 my %kid = map { $_ => thumbprint($_) } qw(rsa ec256 hmac);
 
-sub b64 { encode_base64url(ref $_[0] ? $JSON->encode($_[0]) : $_[0]) }
-
-sub pem_bytes {
-    open my $fh, '<:raw', fixture($_[0]) or die "$_[0]: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-sub signature {
-    my($input, $how, $key) = @_;
-    return Crypt::PK::RSA->new(fixture('rsa.pem'))->sign_message($input, 'SHA256', 'v1.5') if $how eq 'RS256';
-    return Crypt::PK::ECC->new(fixture('ec256.pem'))->sign_message_rfc7518($input, 'SHA256') if $how eq 'ES256';
-    return Crypt::Mac::HMAC::hmac('SHA256', $key, $input) if $how eq 'HS256';
-    return '' if $how eq 'none';
-    die "unknown signature $how";
-}
-
-# forge(HEADER (hash or JSON text), CLAIMS (hash or JSON text), HOW, KEY)
+# forge(HEADER (hash or JSON text), CLAIMS (hash or JSON text), HOW, KEY):
+# RS256 with rsa.pem and ES256 with ec256.pem unless KEY names another.
+my %key_of = (RS256 => 'rsa.pem', ES256 => 'ec256.pem');
 sub forge {
     my($header, $claims, $how, $key) = @_;
-    my $input = b64($header) . '.' . b64($claims);
-    return "$input." . encode_base64url(signature($input, $how, $key));
+    return forge_jwt($header, $claims, $how, $key // $key_of{$how});
 }
 
 # Claims the hostile host accepts, with overrides; an undef value deletes a claim.
@@ -698,7 +679,7 @@ sub guard {
     guard('control: a token signed here with the EC key',
           forge({ alg => 'ES256', typ => 'JWT', kid => $kid{ec256} }, good_claims(), 'ES256'), 200);
     guard('control: a token signed here with the HMAC key',
-          forge({ alg => 'HS256', typ => 'JWT', kid => $kid{hmac} }, good_claims(), 'HS256', pem_bytes('hmac.key')), 200);
+          forge({ alg => 'HS256', typ => 'JWT', kid => $kid{hmac} }, good_claims(), 'HS256', fixture_bytes('hmac.key')), 200);
 
     my($h, $p, $sig) = split /\./, $forged_ok;
     my %broken = (
@@ -754,15 +735,15 @@ sub guard {
     guard('alg none with the RSA kid', forge({ alg => 'none', typ => 'JWT', kid => $kid{rsa} }, good_claims(), 'none'), 401);
     guard('alg none without kid', forge({ alg => 'none' }, good_claims(), 'none'), 401);
     guard('alg None with the RSA kid', forge({ alg => 'None', kid => $kid{rsa} }, good_claims(), 'none'), 401);
-    guard('alg NONE, signature of the real token', "$h.$p.$sig" =~ s/^[^.]+/b64({ alg => 'NONE', kid => $kid{rsa} })/er, 401);
-    guard('alg none, no signature segment', b64({ alg => 'none' }) . '.' . b64(good_claims()) . '.', 401);
+    guard('alg NONE, signature of the real token', "$h.$p.$sig" =~ s/^[^.]+/b64json({ alg => 'NONE', kid => $kid{rsa} })/er, 401);
+    guard('alg none, no signature segment', b64json({ alg => 'none' }) . '.' . b64json(good_claims()) . '.', 401);
     for my $case (['RSA public key PEM', 'rsa.pub.pem', 'rsa'], ['RSA private key PEM', 'rsa.pem', 'rsa'],
                   ['EC public key PEM', 'ec256.pub.pem', 'ec256']) {
         my($what, $file, $k) = @$case;
         guard("HS256 keyed with the $what, kid of that key",
-              forge({ alg => 'HS256', typ => 'JWT', kid => $kid{$k} }, good_claims(), 'HS256', pem_bytes($file)), 401);
+              forge({ alg => 'HS256', typ => 'JWT', kid => $kid{$k} }, good_claims(), 'HS256', fixture_bytes($file)), 401);
         guard("HS256 keyed with the $what, no kid",
-              forge({ alg => 'HS256', typ => 'JWT' }, good_claims(), 'HS256', pem_bytes($file)), 401);
+              forge({ alg => 'HS256', typ => 'JWT' }, good_claims(), 'HS256', fixture_bytes($file)), 401);
     }
     guard('HS256 keyed with the JWKS document of the host', forge({ alg => 'HS256', kid => $kid{rsa} }, good_claims(), 'HS256',
           http_request(port => $H, method => 'GET', path => '/.well-known/jwks.json', local_addr => addr($OK))->content), 401);
@@ -771,12 +752,11 @@ sub guard {
         my $solo_iss = 'https://oidcsolo.example.test';
         my %sc = (iss => $solo_iss, sub => 'svc-solo', aud => 'runai', iat => time + 0, exp => time + 300);
         my $solo = vhost_port('oidcsolo');
-        my $in = b64({ alg => 'RS256', typ => 'JWT' }) . '.' . b64(\%sc);
-        guard('one-key host, control: RS256 without kid', "$in." . encode_base64url(
-              Crypt::PK::RSA->new(fixture('rsa2.pem'))->sign_message($in, 'SHA256', 'v1.5')), 200, port => $solo);
+        guard('one-key host, control: RS256 without kid',
+              forge({ alg => 'RS256', typ => 'JWT' }, \%sc, 'RS256', 'rsa2.pem'), 200, port => $solo);
         guard('one-key host: alg none without kid', forge({ alg => 'none' }, \%sc, 'none'), 401, port => $solo);
         guard('one-key host: HS256 keyed with its public key PEM, no kid',
-              forge({ alg => 'HS256', typ => 'JWT' }, \%sc, 'HS256', pem_bytes('rsa2.pub.pem')), 401, port => $solo);
+              forge({ alg => 'HS256', typ => 'JWT' }, \%sc, 'HS256', fixture_bytes('rsa2.pub.pem')), 401, port => $solo);
     }
     guard('RS256 with the HMAC kid', forge({ alg => 'RS256', kid => $kid{hmac} }, good_claims(), 'RS256'), 401);
     guard('ES256 with the RSA kid', forge({ alg => 'ES256', kid => $kid{rsa} }, good_claims(), 'ES256'), 401);

@@ -120,17 +120,8 @@ sub load {
         $code->();
         $when{$name} = [$t, time];
     }
-    my %left = map { $_ => 1 } @pids;
-    wait_until($o{seconds} + 40, 0.05, sub {
-        for my $pid (keys %left) {
-            my $r = waitpid($pid, POSIX::WNOHANG());
-            delete $left{$pid} if $r == $pid || $r == -1;
-        }
-        return !%left;
-    });
-    ok(!%left, "load: all $CLIENTS clients ended within the time bound") or diag('killing ' . join ' ', keys %left);
-    kill 'KILL', keys %left;
-    waitpid($_, 0) for keys %left;
+    my @killed = reap($o{seconds} + 40, @pids);
+    ok(!@killed, "load: all $CLIENTS clients ended within the time bound") or diag("killed @killed");
     my @answers;
     for my $c (1 .. $CLIENTS) {
         for my $line (split /\n/, slurp(catfile($dir, $c)) // '') {

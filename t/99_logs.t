@@ -39,13 +39,6 @@ is(token_request({ grantType => 'password', username => $marker, password => $s-
 is(token_request({ appID => 'app-md5', appSecret => $s->{apps}{'app-md5'} }, vhost => 'broken')->code,
    500, 'a failing provider answers 500');
 
-sub slurp {
-    my $file = shift;
-    open my $fh, '<:raw', $file or return undef;
-    local $/;
-    return scalar <$fh>;
-}
-
 # the module writes its line when the request ends: wait for the last one
 my $error_log = catfile($logs, 'error_log');
 my $log = '';

@@ -5,8 +5,9 @@ package RunaiHosts;
 #   - independent httpd instances (/usr/sbin/apache2 -f CONF -k start) with
 #     their own ServerRoot in a temp dir, the event MPM, absolute LoadModule
 #     lines, the module built in this tree and the suite's fixtures;
-#   - a small HTTP/1.1 client that can pick its source address (throttling
-#     counts per remote address) and talk to either kind of server;
+#   - HTTP/1.1 requests that can pick their source address (throttling
+#     counts per remote address) and talk to either kind of server, on the
+#     raw client of t/lib/RunaiHTTP.pm;
 #   - race(): N forked clients held at one barrier, then released at once.
 # Whatever a test started is stopped in an END block, also when it dies.
 # Every wait is bounded in attempts and in time.
@@ -16,11 +17,9 @@ use warnings;
 use Exporter 'import';
 use Cwd qw(abs_path);
 use Errno ();
-use File::Basename qw(dirname);
 use File::Path qw(remove_tree);
 use File::Spec::Functions qw(catfile);
 use File::Temp qw(tempdir);
-use FindBin ();
 use HTTP::Response ();
 use IO::Select ();
 use IO::Socket::INET ();
@@ -28,14 +27,16 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64 encode_base64url);
 use POSIX ();
 use Time::HiRes ();
+use RunaiTest qw(slurp);
+use RunaiHTTP qw(request_bytes connect_to send_bytes read_response failed_response);
 
 our @EXPORT = qw(
   find_binary free_port start_redis start_memcached stop_service kill_service
   restart_service start_httpd stop_httpd restart_httpd graceful_httpd httpd_running
   httpd_children httpd_ctl httpd_pid session_site http_request raw_request vhost_port basic_auth url_encode query_params race
-  slurp log_tail logs_clean pkce_pair wait_until
+  slurp log_tail logs_clean pkce_pair wait_until reap
   post_json_to token_call password_login refresh_call authorize_call
-  code_of exchange_call reply_of note_secret noted_secrets assert_logs_clean
+  code_of exchange_call reply_of tokens_ok note_secret noted_secrets assert_logs_clean
   load_secrets
 );
 
@@ -49,14 +50,6 @@ my $MODULES = '/usr/lib/apache2/modules';
 my $HTTPD = $ENV{RUNAI_HTTPD} || '/usr/sbin/apache2';
 
 # --- small utilities --------------------------------------------------------
-
-sub slurp {
-    my $file = shift;
-    open my $fh, '<:raw', $file or return undef;
-    local $/;
-    my $text = <$fh>;
-    return $text // '';
-}
 
 sub log_tail {
     my($file, $lines) = @_;
@@ -211,37 +204,43 @@ sub start_service {
 sub start_redis     { start_service('redis', @_) }
 sub start_memcached { start_service('memcached', @_) }
 
-# Waits (bounded) for the process to exit; KILL when TERM was not enough.
+# reap(SECONDS, PID...): waits (bounded) until each of these children has
+# exited; KILLs the ones still there after SECONDS and reaps them (bounded
+# again). Returns the PIDs that had to be killed.
 sub reap {
-    my($pid, $seconds) = @_;
-    my $gone = wait_until($seconds, 0.05, sub {
-        my $r = waitpid($pid, POSIX::WNOHANG());
-        return $r == $pid || $r == -1;
-    });
-    unless ($gone) {
-        kill 'KILL', $pid;
-        wait_until(5, 0.05, sub { my $r = waitpid($pid, POSIX::WNOHANG()); $r == $pid || $r == -1 });
+    my($seconds, @pids) = @_;
+    my %left = map { $_ => 1 } @pids;
+    my $exited = sub {
+        for my $pid (keys %left) {
+            my $r = waitpid($pid, POSIX::WNOHANG());
+            delete $left{$pid} if $r == $pid || $r == -1;
+        }
+        return !%left;
+    };
+    wait_until($seconds, 0.02, $exited);
+    my @killed = sort { $a <=> $b } keys %left;
+    if (@killed) {
+        kill 'KILL', @killed;
+        wait_until(5, 0.02, $exited);
     }
+    return @killed;
 }
 
-sub stop_service {
-    my $svc = shift;
+# end_service(SVC, SIGNAL): sends SIGNAL and waits (bounded) for the exit;
+# KILL when SIGNAL was not enough.
+sub end_service {
+    my($svc, $signal) = @_;
     return unless $svc && $svc->{pid};
     my $pid = delete $svc->{pid};
     delete $SERVICES{$pid};
-    kill 'TERM', $pid;
-    reap($pid, 10);
+    kill $signal, $pid;
+    reap(10, $pid);
 }
+
+sub stop_service { end_service(shift, 'TERM') }
 
 # A crash: SIGKILL, nothing saved.
-sub kill_service {
-    my $svc = shift;
-    return unless $svc && $svc->{pid};
-    my $pid = delete $svc->{pid};
-    delete $SERVICES{$pid};
-    kill 'KILL', $pid;
-    reap($pid, 10);
-}
+sub kill_service { end_service(shift, 'KILL') }
 
 # The same service again, on the same port.
 sub restart_service {
@@ -252,8 +251,8 @@ sub restart_service {
 
 # --- httpd instances -----------------------------------------------------------
 
-sub t_dir { abs_path("$FindBin::Bin") }
-sub fixture_path { catfile(t_dir(), 'fixtures', @_) }
+sub t_dir { RunaiTest::t_dir() }
+sub fixture_path { RunaiTest::fixture(@_) }
 
 # The module built in this tree, found from the test file (t/NN_x.t), or
 # the one RUNAI_TOKEN_MODULE names (see t/TEST.PL).
@@ -577,76 +576,6 @@ sub pkce_pair {
     return ($verifier, encode_base64url(Digest::SHA::sha256($verifier)));
 }
 
-sub request_bytes {
-    my(%a) = @_;
-    my $method = $a{method} || 'GET';
-    my $host = $a{host} || '127.0.0.1';
-    my $bytes = "$method $a{path} HTTP/1.1\r\nHost: $host:$a{port}\r\nConnection: close\r\n";
-    my @h = @{ $a{headers} || [] };
-    while (my($k, $v) = splice @h, 0, 2) {
-        $bytes .= "$k: $v\r\n";
-    }
-    if (defined $a{body}) {
-        my $body = $a{body};
-        utf8::encode($body) if utf8::is_utf8($body);
-        my %named = map { lc($_) => 1 } @{ $a{headers} || [] };
-        $bytes .= 'Content-Type: ' . ($a{type} // 'application/json') . "\r\n"
-            unless $named{'content-type'} || (exists $a{type} && !defined $a{type});
-        $bytes .= 'Content-Length: ' . length($body) . "\r\n\r\n$body";
-    }
-    else {
-        $bytes .= "\r\n";
-    }
-    return $bytes;
-}
-
-sub connect_to {
-    my(%a) = @_;
-    return IO::Socket::INET->new(
-        PeerAddr => $a{host} || '127.0.0.1', PeerPort => $a{port}, Proto => 'tcp',
-        Timeout => 10, ($a{local_addr} ? (LocalAddr => $a{local_addr}) : ()));
-}
-
-sub failed_response {
-    my $why = shift;
-    my $res = HTTP::Response->new(599, $why);
-    $res->content('');
-    return $res;
-}
-
-# Reads the whole answer until the server closes (bounded by timeout).
-sub read_response {
-    my($sock, $timeout, $method) = @_;
-    my $sel = IO::Select->new($sock);
-    my $raw = '';
-    my $deadline = Time::HiRes::time() + ($timeout || 30);
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        return failed_response("timeout after ${timeout}s") if $left <= 0;
-        next unless $sel->can_read($left > 1 ? 1 : $left);
-        my $n = sysread $sock, $raw, 65536, length $raw;
-        next if !defined $n && $!{EINTR};
-        last unless $n;
-    }
-    close $sock;
-    return failed_response('no answer') unless length $raw;
-    my($head, $body) = split /\r\n\r\n/, $raw, 2;
-    my $res = HTTP::Response->parse("$head\r\n\r\n");
-    $body //= '';
-    if (lc($res->header('Transfer-Encoding') || '') eq 'chunked') {
-        my $plain = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr($body, 0, $n, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $plain;
-    }
-    $res->content(($method // '') eq 'HEAD' ? '' : $body);
-    return $res;
-}
-
 # http_request(port => P, method => M, path => '/x', headers => [..],
 #              body => BYTES, type => CT, local_addr => '127.0.0.9',
 #              timeout => S): an HTTP::Response; status 599 when the
@@ -655,13 +584,8 @@ sub http_request {
     my(%a) = @_;
     my $sock = connect_to(%a) or return failed_response("connect to $a{port}: $!");
     $sock->autoflush(1);
-    my $bytes = request_bytes(%a);
-    my $off = 0;
-    while ($off < length $bytes) {
-        my $n = syswrite $sock, $bytes, length($bytes) - $off, $off;
-        return failed_response("write: $!") unless defined $n;
-        $off += $n;
-    }
+    my($sent, $err) = send_bytes($sock, request_bytes(%a), $a{timeout});
+    return failed_response("write: $err") if defined $err;
     return read_response($sock, $a{timeout} || 30, $a{method});
 }
 
@@ -676,18 +600,7 @@ sub raw_request {
     my $sock = connect_to(%a) or return failed_response("connect to $a{port}: $!");
     $sock->autoflush(1);
     local $SIG{PIPE} = 'IGNORE';
-    my($off, $werr) = (0, undef);
-    my $sel = IO::Select->new($sock);
-    while ($off < length $bytes) {
-        last unless $sel->can_write($a{timeout} || 30);
-        my $n = syswrite $sock, $bytes, (length($bytes) - $off > 65536 ? 65536 : length($bytes) - $off), $off;
-        if (!defined $n) {
-            next if $!{EINTR} || $!{EAGAIN};
-            $werr = "$!";
-            last;
-        }
-        $off += $n;
-    }
+    my($off, $werr) = send_bytes($sock, $bytes, $a{timeout});
     my $res = read_response($sock, $a{timeout} || 30, $a{method});
     $res->header('X-Test-Write-Error' => "$werr after $off of " . length($bytes) . ' bytes')
         if defined $werr;
@@ -724,13 +637,8 @@ sub race {
                 my $r;
                 if ($sock) {
                     $sock->autoflush(1);
-                    my $bytes = request_bytes(%a);
-                    my $off = 0;
-                    while ($off < length $bytes) {
-                        my $n = syswrite $sock, $bytes, length($bytes) - $off, $off;
-                        die "write: $!" unless defined $n;
-                        $off += $n;
-                    }
+                    my($sent, $err) = send_bytes($sock, request_bytes(%a));
+                    die "write: $err" if defined $err;
                     $r = read_response($sock, 50, $a{method});
                 }
                 alarm 0;
@@ -758,16 +666,7 @@ sub race {
         $ready += $n;
     }
     close $gate_w;    # open the gate
-    my %left = map { $_ => 1 } @pids;
-    wait_until(90, 0.02, sub {
-        for my $pid (keys %left) {
-            my $r = waitpid($pid, POSIX::WNOHANG());
-            delete $left{$pid} if $r == $pid || $r == -1;
-        }
-        return !%left;
-    });
-    kill 'KILL', keys %left;
-    waitpid($_, 0) for keys %left;
+    reap(90, @pids);
     return map {
         my $text = slurp(catfile($dir, $_));
         defined $text && length $text ? HTTP::Response->parse($text)
@@ -783,9 +682,7 @@ my $JSON = JSON::PP->new->utf8->canonical;
 my $SECRETS;
 sub load_secrets {
     return $SECRETS if $SECRETS;
-    my $text = slurp(fixture_path('secrets.json'))
-        // die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
-    $SECRETS = $JSON->decode($text);
+    $SECRETS = RunaiTest::secrets();
     note_secret("password of $_", $SECRETS->{users}{$_}) for sort keys %{ $SECRETS->{users} };
     note_secret("secret of $_", $SECRETS->{apps}{$_}) for sort keys %{ $SECRETS->{apps} };
     note_secret('the wrong secret', $SECRETS->{wrong});
@@ -811,8 +708,27 @@ sub reply_of {
     for my $k (qw(accessToken idToken refreshToken externalToken access_token id_token refresh_token)) {
         next unless defined $body->{$k} && !ref $body->{$k};
         note_secret($k, $body->{$k});
-        RunaiTest::record_token($body->{$k}) if defined &RunaiTest::record_token;
+        RunaiTest::record_token($body->{$k});
     }
+    return $body;
+}
+
+# tokens_ok(RESPONSE, NAME, more => [KEY, ...]): Test::More assertions on
+# the 200 answer of a grant that opens or continues a session (password,
+# refresh_token, exchange_token): the success headers, exactly the fields
+# accessToken, idToken, refreshToken, expiresIn (and those of more), a
+# refresh token of 43 base64url characters. Returns the body (tokens noted
+# by reply_of).
+sub tokens_ok {
+    my($res, $name, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    RunaiTest::check_success_headers($res, $name);
+    my $body = reply_of($res) || {};
+    my @fields = (qw(accessToken idToken refreshToken expiresIn), @{ $o{more} || [] });
+    Test::More::is_deeply([sort keys %$body], [sort @fields], "$name: fields " . join(', ', @fields))
+        or Test::More::diag('body: ' . $res->content);
+    Test::More::like($body->{refreshToken} // '', qr/^[A-Za-z0-9_-]{43}$/,
+        "$name: refresh token is 43 base64url characters");
     return $body;
 }
 

@@ -13,24 +13,25 @@ use Apache::Test ();
 use Apache::TestRequest ();
 use B ();
 use Crypt::JWT ();
+use Crypt::Mac::HMAC ();
 use Crypt::PK::ECC ();
 use Crypt::PK::RSA ();
 use Digest::SHA qw(sha256);
 use File::Spec::Functions qw(catfile);
 use HTTP::Request ();
-use HTTP::Response ();
 use File::Temp ();
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64 decode_base64url encode_base64url);
 use POSIX ();
+use RunaiHTTP ();
 
 our @EXPORT = qw(
-  t_dir fixture secrets json_bytes json_decode json_type
+  t_dir fixture fixture_bytes slurp secrets json_bytes json_decode json_type
   http raw_http post_json token_request
   check_error check_success_headers check_legacy_headers response_json
   jwt_parts check_token_basics check_payload_encoding record_token
   verify_crypt_jwt verify_libjwt verify_pyjwt verify_pyjwt_batch flip_signature
-  key_info thumbprint
+  b64json jws_signature forge_jwt key_info thumbprint
 );
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
@@ -38,13 +39,27 @@ my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub t_dir { Apache::Test::vars('t_dir') }
 sub fixture { catfile(t_dir(), 'fixtures', @_) }
 
+# The bytes of a file; undef when it cannot be read ($! says why).
+sub slurp {
+    my $file = shift;
+    open my $fh, '<:raw', $file or return undef;
+    local $/;
+    my $text = <$fh>;
+    return $text // '';
+}
+
+# The bytes of a fixture file (t/fixtures/NAME); dies when it is missing.
+sub fixture_bytes {
+    my $name = shift;
+    return slurp(fixture($name)) // die "$name: $!";
+}
+
 my $secrets;
 sub secrets {
     return $secrets if $secrets;
-    open my $fh, '<:raw', fixture('secrets.json')
-        or die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
-    local $/;
-    return $secrets = $JSON->decode(<$fh>);
+    my $text = slurp(fixture('secrets.json'))
+        // die "t/fixtures/secrets.json: $! (start the suite with t/TEST.PL)";
+    return $secrets = $JSON->decode($text);
 }
 
 # UTF-8 JSON text of a Perl structure (keys sorted, so bodies are stable).
@@ -106,31 +121,17 @@ sub token_request {
 
 # raw_http(VHOST, BYTES): sends BYTES verbatim on a new connection (the
 # caller writes the whole request, with Connection: close) and parses the
-# answer, decoding a chunked body.
+# answer, decoding a chunked body (t/lib/RunaiHTTP.pm). Dies when the
+# server closes without answering or does not close within 30 s.
 sub raw_http {
     my($vhost, $bytes) = @_;
     my $sock = Apache::TestRequest::vhost_socket($vhost || 'main')
         or die "cannot connect to vhost " . ($vhost || 'main') . ": $!";
     $sock->autoflush(1);
     print $sock $bytes;
-    local $/;
-    my $raw = <$sock>;
-    close $sock;
-    die "no answer from the server" unless defined $raw && length $raw;
-    my($head, $body) = split /\r\n\r\n/, $raw, 2;
-    my $res = HTTP::Response->parse("$head\r\n\r\n");
-    if (lc($res->header('Transfer-Encoding') || '') eq 'chunked') {
-        my $plain = '';
-        while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
-            my $n = hex $1;
-            last if $n == 0;
-            $plain .= substr($body, 0, $n, '');
-            $body =~ s/^\r\n//;
-        }
-        $body = $plain;
-    }
-    $res->content($body);
-    return $res;
+    my($raw, $err) = RunaiHTTP::read_raw($sock, 30);
+    die "no answer from the server" . (defined $err ? " ($err)" : '') if defined $err || !length $raw;
+    return RunaiHTTP::parse_response($raw);
 }
 
 sub response_json {
@@ -285,10 +286,7 @@ sub check_token_basics {
 sub key_info {
     my $name = shift;
     if ($name eq 'hmac') {
-        open my $fh, '<:raw', fixture('hmac.key') or die "hmac.key: $!";
-        local $/;
-        my $bytes = <$fh>;
-        return { public => fixture('hmac.key'), key => $bytes, hmac => 1 };
+        return { public => fixture('hmac.key'), key => fixture_bytes('hmac.key'), hmac => 1 };
     }
     my $pub = fixture("$name.pub.pem");
     my $class = $name =~ /^rsa/ ? 'Crypt::PK::RSA' : 'Crypt::PK::ECC';
@@ -311,6 +309,38 @@ sub flip_signature {
     my $sig = decode_base64url($s);
     substr($sig, 0, 1) = chr(ord(substr($sig, 0, 1)) ^ 0x01);
     return "$h.$p." . encode_base64url($sig);
+}
+
+# --- tokens signed here ------------------------------------------------------
+
+# base64url of the JSON text of a structure (keys sorted), or of a text as is.
+sub b64json { encode_base64url(ref $_[0] ? json_bytes($_[0]) : $_[0]) }
+
+# jws_signature(INPUT, HOW, KEY): the signature bytes of a JWS signing
+# input. RS256, RS384, PS256 with the RSA fixture KEY (a file name in
+# t/fixtures), ES256, ES384, ES512 (R||S, RFC 7518) and ES256-DER with the EC
+# fixture KEY, HS256 keyed with the bytes KEY, none: no signature.
+sub jws_signature {
+    my($input, $how, $key) = @_;
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'v1.5') if $how eq 'RS256';
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA384', 'v1.5') if $how eq 'RS384';
+    return Crypt::PK::RSA->new(fixture($key))->sign_message($input, 'SHA256', 'pss', 32) if $how eq 'PS256';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA256') if $how eq 'ES256';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA384') if $how eq 'ES384';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message_rfc7518($input, 'SHA512') if $how eq 'ES512';
+    return Crypt::PK::ECC->new(fixture($key))->sign_message($input, 'SHA256') if $how eq 'ES256-DER';
+    return Crypt::Mac::HMAC::hmac('SHA256', $key, $input) if $how eq 'HS256';
+    return '' if $how eq 'none';
+    die "unknown signing $how";
+}
+
+# forge_jwt(HEADER, CLAIMS, HOW, KEY): a compact JWS signed here; HEADER
+# and CLAIMS are structures or JSON text sent as is; HOW and KEY as for
+# jws_signature.
+sub forge_jwt {
+    my($header, $claims, $how, $key) = @_;
+    my $input = b64json($header) . '.' . b64json($claims);
+    return "$input." . encode_base64url(jws_signature($input, $how, $key));
 }
 
 # --- the three verifiers ----------------------------------------------------
@@ -350,7 +380,7 @@ sub run_capture {
     }
     waitpid $pid, 0;
     my $rc = $? >> 8;
-    my @text = map { local $/; open my $fh, '<', $_->filename or die "$!"; scalar(<$fh>) // '' } $out, $err;
+    my @text = map { slurp($_->filename) // die "$!" } $out, $err;
     return ($rc, @text);
 }
 
