@@ -121,7 +121,16 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
                   "Session store: socache PROVIDER[:ARGS]; default shmcb"),
     AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_config_set_client, NULL, RSRC_CONF,
-                      "Registered client: ID [REDIRECT_URI...]"),
+                      "Registered client: ID [public|confidential] [pkce] "
+                      "[REDIRECT_URI...]"),
+    AP_INIT_FLAG("RunaiTokenRequirePKCE", rt_config_set_require_pkce, NULL,
+                 RSRC_CONF,
+                 "On: the authorize endpoint mints codes only with a PKCE "
+                 "challenge, for every client; default Off"),
+    AP_INIT_TAKE1("RunaiTokenSubject", rt_config_set_subject, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Expression for the sub of user tokens, evaluated after "
+                  "authentication; default the user name"),
     AP_INIT_TAKE1("RunaiTokenExternalTokenVar",
                   rt_config_set_external_token_var, NULL,
                   RSRC_CONF | ACCESS_CONF,

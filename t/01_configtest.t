@@ -143,7 +143,26 @@ good('EC P-521 key', '', keys => qq(RunaiTokenSigningKey "$key{'ec521.pem'}"));
 good('hmac key of exactly 32 bytes', '', keys => "RunaiTokenSigningKey hmac:$key{hmac32}");
 good('hmac key relative to ServerRoot', '', keys => 'RunaiTokenSigningKey hmac:hmac.key');
 
+good('clients, PKCE and the subject', <<"EOF", keys => qq(RunaiTokenSigningKey "$key{'ec256.pem'}"));
+RunaiTokenClient cli public
+RunaiTokenClient portal confidential https://portal.example.test/cb
+RunaiTokenClient native pkce com.example.app:/cb
+RunaiTokenClient kubelogin PUBLIC PKCE http://127.0.0.1:8000 http://localhost:8000
+RunaiTokenClient probe-me https://probe.example.test/cb
+RunaiTokenRequirePKCE On
+RunaiTokenSubject "%{env:AUTHENTICATE_UID}"
+<Location /api>
+    RunaiTokenSubject "%{tolower:%{REMOTE_USER}}"
+</Location>
+EOF
 # --- bad values ---
+bad('RunaiTokenClient', 'RunaiTokenClient c1 secret https://x.test/cb', 'secret');
+bad('RunaiTokenClient', 'RunaiTokenClient c2 public confidential', 'confidential');
+bad('RunaiTokenClient', 'RunaiTokenClient c3 https://x.test/cb#frag', 'https://x.test/cb#frag');
+bad('RunaiTokenClient', "RunaiTokenClient c4\nRunaiTokenClient c4", 'c4');
+bad('RunaiTokenRequirePKCE', 'RunaiTokenRequirePKCE maybe', undef);
+bad('RunaiTokenRequirePKCE', "<Location /x>\nRunaiTokenRequirePKCE On\n</Location>", undef, context => 1);
+bad('RunaiTokenSubject', 'RunaiTokenSubject "%{env:"', '%{env:');
 for my $v ('abc', '0', '-5', '31536001', '12x', '1.5', '99999999999999999999', '') {
     bad('RunaiTokenAccessLifetime', qq(RunaiTokenAccessLifetime "$v"), length $v ? $v : undef);
 }

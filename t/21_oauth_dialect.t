@@ -388,15 +388,21 @@ for my $ep (@endpoints) {
                  "$name: the code after a request without redirect_uri", qw(id_token refresh_token));
     }
     {
-        # registered redirect URI with a query; no PKCE; no client_id at the token endpoint
+        # registered redirect URI with a query; no PKCE
         my $ruri = 'http://localhost:8000/cb?tenant=a';
         my($r2, $c, undef, $l) = authorize('bob', client_id => 'runai-web', redirect_uri => $ruri, state => 's1');
         like($l // '', qr/^\Q$ruri\E&code=[A-Za-z0-9_-]+&state=s1$/, "$name: a redirect URI with a query gets &code=");
-        my $b2 = oauth_ok(form_post($ep, form(grant_type => 'authorization_code', code => $c, redirect_uri => $ruri)),
-                          "$name without PKCE and client_id", qw(id_token refresh_token));
+        my $b2 = oauth_ok(form_post($ep, form(grant_type => 'authorization_code', code => $c, redirect_uri => $ruri,
+                                              client_id => 'runai-web')),
+                          "$name without PKCE", qw(id_token refresh_token));
         my(undef, $idc) = jwt_parts($b2->{id_token});
         ok(!exists(($idc || {})->{nonce}), "$name without nonce: no nonce claim");
-        is(($idc || {})->{aud}, 'runai-web', "$name without client_id: id token aud is the code's client");
+        is(($idc || {})->{aud}, 'runai-web', "$name: id token aud is the code's client");
+        # RFC 6749 4.1.3: a public client names itself when it redeems a code
+        (undef, $c) = authorize('bob', client_id => 'runai-web', redirect_uri => $ruri);
+        oauth_error(form_post($ep, form(grant_type => 'authorization_code', code => $c, redirect_uri => $ruri)),
+                    400, 'invalid_request', qr/missing parameter 'client_id'/,
+                    "$name: a public client's code without client_id");
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include "http_log.h"
 #include "rt_credcache.h"
+#include "rt_util.h"
 #include <apr_strings.h>
 
 APLOG_USE_MODULE(runai_token);
@@ -36,6 +37,31 @@ authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
                       (int)st);
         return AUTH_GENERAL_ERROR;
     }
+}
+
+int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
+{
+    /* A password nobody has: providers answer "not found" for an unknown
+     * id, and "denied" (after comparing it) for a known one. */
+    const char *probe = rt_random_id(r->pool, 24);
+    char *user = r->user;
+    authn_status st = AUTH_USER_NOT_FOUND;
+
+    if (probe == NULL) {
+        return 1; /* cannot tell: treat it as having a secret */
+    }
+    for (int i = 0; i < dc->app_providers->nelts && st == AUTH_USER_NOT_FOUND;
+         i++) {
+        const rt_provider *pr =
+            &APR_ARRAY_IDX(dc->app_providers, i, rt_provider);
+
+        r->user = (char *)id;
+        apr_table_setn(r->notes, AUTHN_PROVIDER_NAME_NOTE, pr->name);
+        st = pr->provider->check_password(r, id, probe);
+        apr_table_unset(r->notes, AUTHN_PROVIDER_NAME_NOTE);
+    }
+    r->user = user;
+    return st != AUTH_USER_NOT_FOUND;
 }
 
 #define CACHE_SLOTS 4096

@@ -17,6 +17,11 @@ authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
 authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
                                 const char *id, const char *secret);
 
+/* Whether the application providers of dc know id (then they hold a
+ * secret for it): asked with a random password, so a known id costs one
+ * password comparison; a provider error counts as known. */
+int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id);
+
 /* Creates this process's verified-credential cache. */
 void rt_authn_child_init(apr_pool_t *p, server_rec *s);
 

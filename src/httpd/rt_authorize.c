@@ -39,7 +39,8 @@ rt_error *rt_authorize(rt_ctx *c, json_t **reply)
     rt_authreq q;
     rt_error *e;
     const char *code;
-    rt_login l = {0};
+    const rt_client *client;
+    rt_login l;
 
     (void)reply;
     c->grant = "authorize";
@@ -53,25 +54,25 @@ rt_error *rt_authorize(rt_ctx *c, json_t **reply)
     c->principal = r->user;
     e = rt_authreq_parse(r->pool, r->args, &q);
     c->client = q.client_id;
+    client = q.client_id ? rt_config_client(c->sc, q.client_id) : NULL;
     if (e == NULL) {
-        e = rt_authreq_check(r->pool, &q,
-                             q.client_id ? rt_config_client(c->sc, q.client_id)
-                                         : NULL);
+        e = rt_authreq_check(r->pool, &q, client ? client->uris : NULL);
     }
     if (e != NULL) {
         return e;
     }
+    if (q.code_challenge == NULL &&
+        (client->pkce || rt_config_require_pkce(c->sc))) {
+        return refuse(c, RT_ERR_BAD_REQUEST,
+                      "this client must send a PKCE code_challenge (S256)");
+    }
 
-    l.sub = r->user;
+    rt_claim_eval_login(r, c->dc->subject, c->dc->claims, r->user, &l);
     l.azp = q.client_id;
-    l.auth_time = apr_time_sec(r->request_time);
     l.nonce = q.nonce && *q.nonce ? q.nonce : NULL;
     l.external = external_token(r, c->dc);
     l.redirect_uri = q.redirect_uri;
     l.challenge = q.code_challenge;
-    l.profile = rt_json_pool_own(r->pool, json_object());
-    json_object_set_new(l.profile, "preferred_username", json_string(r->user));
-    json_object_update(l.profile, rt_claim_eval(r, c->dc->claims));
     if (rt_code_mint(r, &l, l.auth_time + rt_config_code_lifetime(c->sc),
                      &code) != RT_STORE_OK) {
         return refuse(c, RT_ERR_STORE_DOWN, "session store unavailable");

@@ -36,3 +36,30 @@ json_t *rt_claim_eval(request_rec *r, const apr_array_header_t *claims)
     }
     return out;
 }
+
+void rt_claim_eval_login(request_rec *r, const ap_expr_info_t *subject,
+                         const apr_array_header_t *claims, const char *user,
+                         rt_login *l)
+{
+    const char *sub = user;
+
+    if (subject != NULL) {
+        const char *err = NULL;
+        const char *v = ap_expr_str_exec(r, subject, &err);
+
+        if (err != NULL || v == NULL || *v == '\0') {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "RunaiTokenSubject gave %s: the user name is the "
+                          "subject",
+                          err ? "an error" : "nothing");
+        } else {
+            sub = v;
+        }
+    }
+    memset(l, 0, sizeof(*l));
+    l->sub = sub;
+    l->auth_time = apr_time_sec(r->request_time);
+    l->profile = rt_json_pool_own(r->pool, json_object());
+    json_object_set_new(l->profile, "preferred_username", json_string(user));
+    json_object_update(l->profile, rt_claim_eval(r, claims));
+}

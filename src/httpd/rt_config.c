@@ -56,6 +56,7 @@ void *rt_config_create_server(apr_pool_t *p, server_rec *s)
     c->keys = NULL;
     c->code_lifetime = -1;
     c->clients = NULL;
+    c->require_pkce = -1;
     c->grants_at = NULL;
     c->issuer_path = NULL;
     c->jwks = NULL;
@@ -72,6 +73,7 @@ void *rt_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     PICK(keys, NULL);
     PICK(code_lifetime, -1);
     PICK(clients, NULL);
+    PICK(require_pkce, -1);
     PICK(grants_at, NULL);
     /* Derived from the merged record by post_config, never inherited. */
     c->issuer_path = NULL;
@@ -99,6 +101,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->leeway = -1;
     c->user_claim = NULL;
     c->app_cache = -1;
+    c->subject = NULL;
     return c;
 }
 
@@ -147,6 +150,7 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(leeway, -1);
     PICK(user_claim, NULL);
     PICK(app_cache, -1);
+    PICK(subject, NULL);
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
     return c;
@@ -276,14 +280,15 @@ const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v)
                : set_seconds(cmd, v, 1, 600, &server_conf(cmd)->code_lifetime);
 }
 
-/* RunaiTokenClient ID [REDIRECT_URI...]: redirect URIs are compared
- * byte for byte, so they are checked to be absolute and fragment-free. */
+/* RunaiTokenClient ID [public|confidential] [pkce] [REDIRECT_URI...]:
+ * redirect URIs are compared byte for byte, so they are checked to be
+ * absolute and fragment-free; a word without a colon is a flag. */
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                                  char *const argv[])
 {
     rt_server_conf *sc = server_conf(cmd);
     const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
-    apr_array_header_t *uris;
+    rt_client *cl;
 
     (void)dc;
     if (err != NULL) {
@@ -304,10 +309,33 @@ const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
     if (apr_hash_get(sc->clients, argv[0], APR_HASH_KEY_STRING)) {
         return BAD(cmd, argv[0], "is registered twice");
     }
-    uris = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    cl = apr_pcalloc(cmd->pool, sizeof(*cl));
+    cl->id = argv[0];
+    cl->kind = RT_CLIENT_PROBE;
+    cl->uris = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (int i = 1; i < argc; i++) {
         apr_uri_t u;
 
+        if (strchr(argv[i], ':') == NULL) {
+            if (strcasecmp(argv[i], "public") == 0 ||
+                strcasecmp(argv[i], "confidential") == 0) {
+                if (cl->kind != RT_CLIENT_PROBE) {
+                    return BAD(cmd, argv[i],
+                               "is the second of public and "
+                               "confidential");
+                }
+                cl->kind = strcasecmp(argv[i], "public") == 0
+                               ? RT_CLIENT_PUBLIC
+                               : RT_CLIENT_CONFIDENTIAL;
+            } else if (strcasecmp(argv[i], "pkce") == 0) {
+                cl->pkce = 1;
+            } else {
+                return BAD(cmd, argv[i],
+                           "is neither a redirect URI nor one of public, "
+                           "confidential, pkce");
+            }
+            continue;
+        }
         if (apr_uri_parse(cmd->pool, argv[i], &u) != APR_SUCCESS || !u.scheme ||
             u.fragment ||
             ((!strcmp(u.scheme, "http") || !strcmp(u.scheme, "https")) &&
@@ -316,10 +344,34 @@ const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                        "is not an absolute redirect URI without "
                        "fragment");
         }
-        APR_ARRAY_PUSH(uris, const char *) = argv[i];
+        APR_ARRAY_PUSH(cl->uris, const char *) = argv[i];
     }
-    apr_hash_set(sc->clients, argv[0], APR_HASH_KEY_STRING, uris);
+    apr_hash_set(sc->clients, cl->id, APR_HASH_KEY_STRING, cl);
     note_grants(cmd);
+    return NULL;
+}
+
+const char *rt_config_set_require_pkce(cmd_parms *cmd, void *dc, int on)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    (void)dc;
+    if (err == NULL) {
+        server_conf(cmd)->require_pkce = on;
+    }
+    return err;
+}
+
+const char *rt_config_set_subject(cmd_parms *cmd, void *dcv, const char *expr)
+{
+    rt_dir_conf *dc = dcv;
+    const char *err = NULL;
+
+    dc->subject =
+        ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
+    if (err != NULL) {
+        return BAD(cmd, expr, "is not a valid expression: %s", err);
+    }
     return NULL;
 }
 
@@ -575,8 +627,7 @@ int rt_config_throttle(const rt_dir_conf *dc, int *seconds)
     return dc->throttle_attempts;
 }
 
-const apr_array_header_t *rt_config_client(const rt_server_conf *sc,
-                                           const char *id)
+const rt_client *rt_config_client(const rt_server_conf *sc, const char *id)
 {
     return sc->clients ? apr_hash_get(sc->clients, id, APR_HASH_KEY_STRING)
                        : NULL;
@@ -598,6 +649,11 @@ const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc,
     a = apr_array_make(p, 1, sizeof(const char *));
     APR_ARRAY_PUSH(a, const char *) = RT_DEFAULT_AUDIENCE;
     return a;
+}
+
+int rt_config_require_pkce(const rt_server_conf *sc)
+{
+    return sc->require_pkce == 1;
 }
 
 const char *rt_config_user_claim(const rt_dir_conf *dc)

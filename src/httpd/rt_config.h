@@ -13,11 +13,28 @@
 #include "rt_claim.h"
 #include "rt_key.h"
 
+/* How a registered client authenticates: as its RunaiTokenClient line
+ * says, or, when it says neither, confidential when the application
+ * providers know its id (they hold its secret). */
+typedef enum {
+    RT_CLIENT_PROBE,
+    RT_CLIENT_PUBLIC,
+    RT_CLIENT_CONFIDENTIAL
+} rt_client_kind;
+
+typedef struct rt_client {
+    const char *id;
+    apr_array_header_t *uris; /* const char *: registered redirect URIs */
+    rt_client_kind kind;
+    int pkce; /* codes only with a PKCE challenge */
+} rt_client;
+
 typedef struct rt_server_conf {
     const char *issuer;        /* NULL until post_config fills the default */
     apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
     apr_int64_t code_lifetime; /* -1: unset */
-    apr_hash_t *clients;       /* id -> array of redirect URIs; NULL: none */
+    apr_hash_t *clients;       /* id -> rt_client; NULL: none */
+    int require_pkce;          /* RunaiTokenRequirePKCE; -1: unset (off) */
     const char *grants_at;     /* where a provider or client is configured */
     /* Derived from the merged record by post_config (NULL before): */
     const char *issuer_path; /* path of the issuer URL, "" for none */
@@ -48,9 +65,10 @@ typedef struct rt_dir_conf {
     const char *external_token_var;         /* NULL: unset */
     int throttle_attempts;                  /* -1: unset, 0: off */
     int throttle_seconds;
-    apr_int64_t leeway;     /* -1: unset */
-    const char *user_claim; /* NULL: unset */
-    apr_int64_t app_cache;  /* -1: unset, 0: off */
+    apr_int64_t leeway;      /* -1: unset */
+    const char *user_claim;  /* NULL: unset */
+    apr_int64_t app_cache;   /* -1: unset, 0: off */
+    ap_expr_info_t *subject; /* RunaiTokenSubject; NULL: the user name */
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"
@@ -87,6 +105,8 @@ const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc,
                                         const char *v);
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                                  char *const argv[]);
+const char *rt_config_set_require_pkce(cmd_parms *cmd, void *dc, int on);
+const char *rt_config_set_subject(cmd_parms *cmd, void *dc, const char *expr);
 const char *rt_config_set_external_token_var(cmd_parms *cmd, void *dc,
                                              const char *name);
 const char *rt_config_set_app_cache(cmd_parms *cmd, void *dc, const char *v);
@@ -122,8 +142,9 @@ const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc,
                                              apr_pool_t *p);
 /* Throttle limit for one principal (0: off) and its window in seconds. */
 int rt_config_throttle(const rt_dir_conf *dc, int *seconds);
-/* The redirect URIs of a registered client, NULL when unknown. */
-const apr_array_header_t *rt_config_client(const rt_server_conf *sc,
-                                           const char *id);
+/* RunaiTokenRequirePKCE: every code needs a challenge. */
+int rt_config_require_pkce(const rt_server_conf *sc);
+/* A registered client, NULL when unknown. */
+const rt_client *rt_config_client(const rt_server_conf *sc, const char *id);
 
 #endif

@@ -171,7 +171,7 @@ rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
 }
 
 /* Credentials (an app's secret when app is set, else a user's password),
- * then claims: NULL when granted, with l filled. */
+ * then subject and claims: NULL when granted, with l filled. */
 static rt_error *authenticate(rt_ctx *c, int app,
                               const apr_array_header_t *claims,
                               const char *user, const char *secret, rt_login *l)
@@ -180,16 +180,10 @@ static rt_error *authenticate(rt_ctx *c, int app,
         c, app, user, secret, app ? RT_ERR_BAD_APP_SECRET : RT_ERR_BAD_PASSWORD,
         "invalid credentials");
 
-    if (e != NULL) {
-        return e;
+    if (e == NULL) {
+        rt_claim_eval_login(c->r, app ? NULL : c->dc->subject, claims, user, l);
     }
-    memset(l, 0, sizeof(*l));
-    l->sub = user;
-    l->auth_time = apr_time_sec(c->r->request_time);
-    l->profile = rt_json_pool_own(c->r->pool, json_object());
-    json_object_set_new(l->profile, "preferred_username", json_string(user));
-    json_object_update(l->profile, rt_claim_eval(c->r, claims));
-    return NULL;
+    return e;
 }
 
 static rt_error *grant_app(rt_ctx *c, const char *id, rt_field_id id_field,
@@ -259,6 +253,55 @@ rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply)
     return e;
 }
 
+/* A client that has a secret: declared confidential on its
+ * RunaiTokenClient line, or, when the line says neither, known to the
+ * application providers, which then hold its secret. */
+static int client_confidential(rt_ctx *c, const char *id)
+{
+    const rt_client *cl = rt_config_client(c->sc, id);
+
+    if (cl != NULL && cl->kind != RT_CLIENT_PROBE) {
+        return cl->kind == RT_CLIENT_CONFIDENTIAL;
+    }
+    return c->dc->app_providers != NULL && rt_authn_app_known(c->r, c->dc, id);
+}
+
+/* RFC 6749 §2.3 and §4.1.3: a client that has a secret proves it for every
+ * grant that names it or redeems what was issued to it (issued_to, with
+ * code set for an authorization code); in the OAuth dialect a public
+ * client names itself when it redeems a code. */
+static rt_error *check_client(rt_ctx *c, const char *issued_to, int code)
+{
+    const char *named = rt_request_field(&c->f, RT_F_CLIENT_ID);
+    const char *client = issued_to ? issued_to : named;
+
+    if (named != NULL && (issued_to != NULL || code) &&
+        (issued_to == NULL || strcmp(named, issued_to) != 0)) {
+        return fail(c, RT_ERR_CLIENT_MISMATCH, "client mismatch");
+    }
+    if (client == NULL || c->client_authenticated) {
+        return NULL;
+    }
+    if (client_confidential(c, client)) {
+        return fail(c, RT_ERR_BAD_CLIENT, "client authentication required");
+    }
+    if (code && c->oauth && named == NULL) {
+        return missing(c, RT_F_CLIENT_ID);
+    }
+    return NULL;
+}
+
+/* The client rules for a session, run before its refresh token rotates:
+ * a refused refresh leaves the session as it was. */
+static int refresh_client_ok(request_rec *r, const rt_login *l, void *baton)
+{
+    rt_ctx *c = baton;
+
+    (void)r;
+    c->refused = check_client(c, l->azp, 0);
+    return c->refused == NULL;
+}
+
 /* Access, id and refresh tokens for a login that starts a session. */
 static rt_error *start_session(rt_ctx *c, rt_login *l, const char *external,
                                json_t **reply)
@@ -304,6 +347,10 @@ static rt_error *grant_password(rt_ctx *c, json_t **reply)
         rt_config_client(c->sc, client) == NULL) {
         return fail(c, RT_ERR_UNKNOWN_CLIENT, "unknown client");
     }
+    e = check_client(c, NULL, 0);
+    if (e != NULL) {
+        return e;
+    }
     e = authenticate(c, 0, c->dc->claims, user, password, &l);
     if (e != NULL) {
         return e;
@@ -323,9 +370,13 @@ static rt_error *grant_refresh(rt_ctx *c, json_t **reply)
     if (token == NULL) {
         return missing(c, RT_F_REFRESH_TOKEN);
     }
-    switch (rt_session_refresh(c->r, token, &l, &next)) {
+    switch (rt_session_refresh(c->r, token, refresh_client_ok, c, &l, &next)) {
     case RT_REFRESH_OK:
         break;
+    case RT_REFRESH_REFUSED:
+        c->principal = l.sub;
+        c->client = l.azp;
+        return c->refused;
     case RT_REFRESH_REUSED:
         return fail(c, RT_ERR_REUSED_REFRESH, "invalid refresh token");
     case RT_REFRESH_INVALID:
@@ -347,8 +398,8 @@ static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
     const char *code = rt_request_field(&c->f, RT_F_CODE);
     const char *ruri = rt_request_field(&c->f, RT_F_REDIRECT_URI);
     const char *verifier = rt_request_field(&c->f, RT_F_CODE_VERIFIER);
-    const char *client = rt_request_field(&c->f, RT_F_CLIENT_ID);
     rt_login l = {0};
+    rt_error *e;
 
     c->grant = "exchange_token";
     if (code == NULL) {
@@ -371,8 +422,9 @@ static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
     if (l.redirect_uri == NULL || strcmp(l.redirect_uri, ruri) != 0) {
         return fail(c, RT_ERR_REDIRECT_MISMATCH, "redirect URI mismatch");
     }
-    if (client != NULL && (l.azp == NULL || strcmp(client, l.azp) != 0)) {
-        return fail(c, RT_ERR_CLIENT_MISMATCH, "client mismatch");
+    e = check_client(c, l.azp, 1);
+    if (e != NULL) {
+        return e;
     }
     if (l.challenge != NULL &&
         (verifier == NULL || !rt_pkce_s256_ok(verifier, l.challenge))) {
@@ -381,9 +433,36 @@ static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
     return start_session(c, &l, l.external, reply);
 }
 
+/* A client secret sent with a grant other than app_token (whose secret is
+ * the grant itself), in a form, a Basic header or JSON's clientSecret,
+ * must hold for the client_id it comes with. */
+static rt_error *authenticate_client(rt_ctx *c, const char *grant)
+{
+    const char *id = rt_request_field(&c->f, RT_F_CLIENT_ID);
+    const char *secret = rt_request_field(&c->f, RT_F_CLIENT_SECRET);
+    rt_error *e;
+
+    if (secret == NULL) {
+        return NULL;
+    }
+    c->grant = grant;
+    c->principal = c->client = id;
+    if (id == NULL || c->dc->app_providers == NULL) {
+        return fail(c, RT_ERR_BAD_CLIENT, "invalid client credentials");
+    }
+    e = rt_grant_check_credentials(c, 1, id, secret, RT_ERR_BAD_CLIENT,
+                                   "invalid client credentials");
+    if (e == NULL) {
+        c->client_authenticated = 1;
+        c->r->user = NULL; /* the grant names its own principal */
+    }
+    return e;
+}
+
 rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
 {
     const char *g = rt_request_field(&c->f, RT_F_GRANT_TYPE);
+    rt_error *e;
 
     if (g == NULL) {
         if (c->f.v[RT_F_APP_ID] || c->f.v[RT_F_APP_SECRET]) {
@@ -393,6 +472,10 @@ rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
     }
     if (strcmp(g, "app_token") == 0 || strcmp(g, "client_credentials") == 0) {
         return grant_app_token(c, reply);
+    }
+    e = authenticate_client(c, g);
+    if (e != NULL) {
+        return e;
     }
     if (strcmp(g, "password") == 0) {
         return grant_password(c, reply);

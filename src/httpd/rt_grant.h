@@ -14,6 +14,7 @@ typedef struct rt_ctx {
     int oauth;       /* the request came in the OAuth 2.0 form dialect */
     int param_names; /* fields came as form or query parameters */
     int client_authenticated; /* an app proved its secret as the client */
+    rt_error *refused;        /* why the client rules refused a refresh */
     /* What the one log line per request says; never a secret. */
     const char *grant;
     const char *principal;

@@ -10,51 +10,28 @@ APLOG_USE_MODULE(runai_token);
 
 #define BASIC_CHALLENGE "Basic realm=\"runai-token\""
 
-static rt_error *invalid_client(rt_ctx *c)
-{
-    return rt_error_make(c->r->pool, RT_ERR_BAD_CLIENT,
-                         "invalid client credentials", NULL);
-}
-
 rt_error *rt_oauth_client_auth(rt_ctx *c)
 {
     const char *auth = apr_table_get(c->r->headers_in, "Authorization");
-    const char *grant = rt_request_field(&c->f, RT_F_GRANT_TYPE);
     const char *id = rt_request_field(&c->f, RT_F_CLIENT_ID);
-    const char *secret = rt_request_field(&c->f, RT_F_CLIENT_SECRET);
+    const char *bid, *bsecret;
     rt_error *e;
 
-    if (auth != NULL && strncasecmp(auth, "Basic ", 6) == 0) {
-        const char *bid, *bsecret;
-
-        e = rt_form_basic_auth(c->r->pool, auth, &bid, &bsecret);
-        if (e != NULL) {
-            return e;
-        }
-        if (secret != NULL || (id != NULL && strcmp(id, bid) != 0)) {
-            return rt_error_make(c->r->pool, RT_ERR_BAD_REQUEST,
-                                 "client credentials given twice", NULL);
-        }
-        c->f.v[RT_F_CLIENT_ID] = id = bid;
-        c->f.v[RT_F_CLIENT_SECRET] = secret = bsecret;
+    if (auth == NULL || strncasecmp(auth, "Basic ", 6) != 0) {
+        return NULL;
     }
-    if (secret == NULL || grant == NULL ||
-        strcmp(grant, "client_credentials") == 0) {
-        return NULL; /* public client, or the grant checks the secret */
+    e = rt_form_basic_auth(c->r->pool, auth, &bid, &bsecret);
+    if (e != NULL) {
+        return e;
     }
-    /* A confidential client using a user grant: its secret must hold. */
-    c->grant = grant;
-    c->principal = c->client = id;
-    if (id == NULL || c->dc->app_providers == NULL) {
-        return invalid_client(c);
+    if (rt_request_field(&c->f, RT_F_CLIENT_SECRET) != NULL ||
+        (id != NULL && strcmp(id, bid) != 0)) {
+        return rt_error_make(c->r->pool, RT_ERR_BAD_REQUEST,
+                             "client credentials given twice", NULL);
     }
-    e = rt_grant_check_credentials(c, 1, id, secret, RT_ERR_BAD_CLIENT,
-                                   "invalid client credentials");
-    if (e == NULL) {
-        c->client_authenticated = 1;
-        c->r->user = NULL; /* the user grant names its own principal */
-    }
-    return e;
+    c->f.v[RT_F_CLIENT_ID] = bid;
+    c->f.v[RT_F_CLIENT_SECRET] = bsecret;
+    return NULL;
 }
 
 json_t *rt_oauth_reply(const json_t *reply)

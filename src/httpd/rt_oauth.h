@@ -6,9 +6,8 @@
 
 #include "rt_grant.h"
 
-/* Takes client credentials from Authorization: Basic (or the body) into
- * c->f; a secret sent with a grant other than client_credentials is
- * checked against RunaiTokenAppProvider. NULL when the grant may run. */
+/* Takes client credentials from Authorization: Basic into c->f (the
+ * grants check them); a 400 when the body names other ones too. */
 rt_error *rt_oauth_client_auth(rt_ctx *c);
 
 /* {access_token, token_type, expires_in, refresh_token?, id_token?} */

@@ -50,6 +50,7 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
 }
 
 rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
+                                     rt_session_check_fn check, void *baton,
                                      rt_login *login, const char **next)
 {
     json_t *data = NULL, *marker;
@@ -90,6 +91,17 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     }
     if (!rt_login_from_json(r->pool, data, login) || login->family == NULL) {
         return RT_REFRESH_INVALID;
+    }
+    if (check != NULL && !check(r, login, baton)) {
+        /* Not this requester's to redeem: the token goes back, good for
+         * the client it was issued to. */
+        if (rt_store_put(r, RT_REC_REFRESH, token, login->session_exp, data) !=
+            RT_STORE_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "a refused refresh token could not be put back: "
+                          "its session ends");
+        }
+        return RT_REFRESH_REFUSED;
     }
     /* Mark the old token used, look for a revocation of the session, and
      * store the next token unless the session was revoked: one turn of the

@@ -16,11 +16,18 @@ typedef enum {
     RT_REFRESH_OK,
     RT_REFRESH_INVALID, /* unknown, expired or revoked */
     RT_REFRESH_REUSED,  /* a rotated token: its session is now revoked */
+    RT_REFRESH_REFUSED, /* check said no; the token is left as it was */
     RT_REFRESH_DOWN
 } rt_refresh_status;
 
-/* Redeems token once: fills login and rotates it into *next. */
+/* Whether the requester may redeem a session's token (its client rules). */
+typedef int (*rt_session_check_fn)(request_rec *r, const rt_login *login,
+                                   void *baton);
+
+/* Redeems token once: fills login, asks check (may be NULL), and rotates
+ * the token into *next. */
 rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
+                                     rt_session_check_fn check, void *baton,
                                      rt_login *login, const char **next);
 
 #endif
