@@ -131,8 +131,8 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Expression for the sub of user tokens, evaluated after "
                   "authentication; default the user name"),
-    AP_INIT_TAKE1("RunaiTokenExternalTokenVar",
-                  rt_config_set_external_token_var, NULL,
+    AP_INIT_TAKE1("RunaiTokenExternalTokenVar", rt_config_set_name,
+                  (void *)APR_OFFSETOF(rt_dir_conf, external_token_var),
                   RSRC_CONF | ACCESS_CONF,
                   "Variable holding an upstream token to return as "
                   "externalToken"),
@@ -143,7 +143,8 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenLeeway", rt_config_set_leeway, NULL,
                   RSRC_CONF | ACCESS_CONF,
                   "Clock skew allowed on exp and nbf, in seconds; default 30"),
-    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_config_set_user_claim, NULL,
+    AP_INIT_TAKE1("RunaiTokenUserClaim", rt_config_set_name,
+                  (void *)APR_OFFSETOF(rt_dir_conf, user_claim),
                   RSRC_CONF | ACCESS_CONF,
                   "Claim that becomes REMOTE_USER; default sub"),
     AP_INIT_TAKE12("RunaiTokenThrottle", rt_config_set_throttle, NULL,

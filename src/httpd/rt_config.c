@@ -362,26 +362,29 @@ const char *rt_config_set_require_pkce(cmd_parms *cmd, void *dc, int on)
     return err;
 }
 
-const char *rt_config_set_subject(cmd_parms *cmd, void *dcv, const char *expr)
+/* An ap_expr string expression, parsed now so a bad one fails configtest. */
+static const char *parse_expr(cmd_parms *cmd, const char *expr,
+                              ap_expr_info_t **out)
 {
-    rt_dir_conf *dc = dcv;
     const char *err = NULL;
 
-    dc->subject =
-        ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
-    if (err != NULL) {
-        return BAD(cmd, expr, "is not a valid expression: %s", err);
-    }
-    return NULL;
+    *out = ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
+    return err ? BAD(cmd, expr, "is not a valid expression: %s", err) : NULL;
 }
 
-const char *rt_config_set_external_token_var(cmd_parms *cmd, void *dcv,
-                                             const char *name)
+const char *rt_config_set_subject(cmd_parms *cmd, void *dcv, const char *expr)
+{
+    return parse_expr(cmd, expr, &((rt_dir_conf *)dcv)->subject);
+}
+
+/* RunaiTokenExternalTokenVar / RunaiTokenUserClaim: cmd->info is the
+ * offset of the name in rt_dir_conf. */
+const char *rt_config_set_name(cmd_parms *cmd, void *dcv, const char *name)
 {
     if (*name == '\0') {
         return BAD(cmd, name, "is empty");
     }
-    ((rt_dir_conf *)dcv)->external_token_var = name;
+    *(const char **)((char *)dcv + (apr_size_t)cmd->info) = name;
     return NULL;
 }
 
@@ -399,16 +402,6 @@ const char *rt_config_set_app_cache(cmd_parms *cmd, void *dcv, const char *v)
 const char *rt_config_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
 {
     return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
-}
-
-const char *rt_config_set_user_claim(cmd_parms *cmd, void *dcv,
-                                     const char *name)
-{
-    if (*name == '\0') {
-        return BAD(cmd, name, "is empty");
-    }
-    ((rt_dir_conf *)dcv)->user_claim = name;
-    return NULL;
 }
 
 const char *rt_config_set_throttle(cmd_parms *cmd, void *dcv,
@@ -498,10 +491,9 @@ const char *rt_config_set_claim(cmd_parms *cmd, void *dcv, const char *name,
     }
     c.name = name;
     c.type = (rt_claim_type)t;
-    c.expr =
-        ap_expr_parse_cmd(cmd, expr, AP_EXPR_FLAG_STRING_RESULT, &err, NULL);
+    err = parse_expr(cmd, expr, &c.expr);
     if (err != NULL) {
-        return BAD(cmd, expr, "is not a valid expression: %s", err);
+        return err;
     }
     if (*list == NULL) {
         *list = apr_array_make(cmd->pool, 4, sizeof(rt_claim));

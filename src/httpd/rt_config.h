@@ -107,12 +107,9 @@ const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                                  char *const argv[]);
 const char *rt_config_set_require_pkce(cmd_parms *cmd, void *dc, int on);
 const char *rt_config_set_subject(cmd_parms *cmd, void *dc, const char *expr);
-const char *rt_config_set_external_token_var(cmd_parms *cmd, void *dc,
-                                             const char *name);
+const char *rt_config_set_name(cmd_parms *cmd, void *dc, const char *name);
 const char *rt_config_set_app_cache(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_config_set_leeway(cmd_parms *cmd, void *dc, const char *v);
-const char *rt_config_set_user_claim(cmd_parms *cmd, void *dc,
-                                     const char *name);
 const char *rt_config_set_throttle(cmd_parms *cmd, void *dc,
                                    const char *attempts, const char *seconds);
 
