@@ -1,6 +1,6 @@
 # The bearer guard: AuthType RunaiToken on static locations. Tokens the
 # module issued (RS256 and ES256) and tokens signed here with the fixture
-# keys (so that exp, nbf, iss, aud, kid and alg are ours to choose) are
+# keys (so that exp, nbf, iat, iss, aud, kid and alg are ours to choose) are
 # accepted or refused; REMOTE_USER, RunaiTokenUserClaim, the RUNAI_TOKEN_*
 # exports (seen through mod_headers), Require runai-claim, RunaiTokenLeeway
 # and RunaiTokenAudience per location; the challenges of RFC 6750.
@@ -203,6 +203,14 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     refused('/guard/strict', rs256(nbf => $now + 10), 'nbf 10 s ahead, leeway 0');
     refused('/guard/', rs256(nbf => $now + 120), 'not yet valid (nbf 120 s ahead)');
     accepted('/guard/', rs256(nbf => $now - 5), 'nbf in the past');
+    # iat: a token issued in the future beyond the leeway is refused
+    accepted('/guard/', rs256(iat => $now + 10), 'iat 10 s ahead, within the leeway');
+    refused('/guard/strict', rs256(iat => $now + 10), 'iat 10 s ahead, leeway 0');
+    refused('/guard/', rs256(iat => $now + 120), 'issued in the future (iat 120 s ahead)');
+    accepted('/guard/lenient', rs256(iat => $now + 120), 'iat 120 s ahead, leeway 300');
+    refused('/guard/lenient', rs256(iat => $now + 600), 'iat 600 s ahead, leeway 300');
+    accepted('/guard/strict', rs256(iat => $now - 5), 'iat in the past, leeway 0');
+    accepted('/guard/strict', rs256(iat => undef), 'no iat (optional), leeway 0');
 
     # audience
     accepted('/guard/', rs256(aud => 'kube-apiserver'), 'aud kube-apiserver (one of the guard audiences)');
@@ -273,6 +281,8 @@ my $alice_es = module_tokens(oidcnext => 'alice');
         ['missing exp', rs256(exp => undef)],
         ['exp as a string', rs256(exp => '' . ($now + 300))],
         ['nbf as a string', rs256(nbf => '' . ($now - 300))],
+        ['issued in the future', rs256(iat => $now + 3600)],
+        ['iat as a string', rs256(iat => '' . ($now - 300))],
         ['wrong issuer', rs256(iss => 'https://idp.example.test/auth/realms/runai')],
         ['issuer with a trailing slash', rs256(iss => "$issuer/")],
         ['issuer of another realm', rs256(iss => "http://127.0.0.1:$port/auth/realms/other")],
@@ -371,7 +381,7 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     };
     my @lines = grep { /\[runai_token:info\].*bearer token refused: \S/ } split /\n/, $log;
     cmp_ok(scalar @lines, '>=', 50, 'refused bearer tokens are logged at info ("bearer token refused: <reason>")');
-    for my $reason (qw(expired), 'not yet valid', 'bad signature', 'wrong issuer', 'wrong audience') {
+    for my $reason (qw(expired), 'not yet valid', 'issued in the future', 'bad signature', 'wrong issuer', 'wrong audience') {
         ok((grep { /bearer token refused: .*\Q$reason\E/i } @lines), "a refusal is logged with reason '$reason'");
     }
 }
