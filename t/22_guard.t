@@ -3,7 +3,9 @@
 # keys (so that exp, nbf, iat, iss, aud, kid and alg are ours to choose) are
 # accepted or refused; REMOTE_USER, RunaiTokenUserClaim, the RUNAI_TOKEN_*
 # exports (seen through mod_headers), Require runai-claim, RunaiTokenLeeway
-# and RunaiTokenAudience per location; the challenges of RFC 6750.
+# and RunaiTokenAudience per location; the challenges of RFC 6750: 401
+# invalid_token for a missing or bad token, 403 insufficient_scope when a
+# Require refuses a valid one.
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -349,26 +351,65 @@ my $alice_es = module_tokens(oidcnext => 'alice');
             'mixed keys: RS256 labelled with the HMAC kid', vhost => 'oidcmix', challenge => $mix);
 }
 
-# --- Require runai-claim ------------------------------------------------------
+# --- Require runai-claim, and other Require lines -----------------------------
+# A valid token that a Require refuses: 403 with error="insufficient_scope"
+# (RFC 6750 section 3.1), without AuthzSendForbiddenOnFailure; a new token
+# for the same user would not help, so no 401 that makes clients refresh.
+sub forbidden {
+    my($path, $token, $name, %a) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $res = guard($path, $token, %a);
+    is($res->code, 403, "$name: 403") or diag($res->as_string);
+    is($res->header('WWW-Authenticate') // '', 'Bearer realm="runai guard", error="insufficient_scope"',
+       "$name: WWW-Authenticate Bearer error=\"insufficient_scope\"");
+    ok(!defined $res->header('X-Runai-User'), "$name: nothing exported");
+    return $res;
+}
+
 {
-    my $authz = qr/^Bearer realm="runai guard"/;
     accepted('/guard/team', $alice->{accessToken}, 'runai-claim groups: array holding alice-team');
-    refused('/guard/team', $bob->{accessToken}, 'runai-claim groups: bob is not in alice-team', challenge => $authz);
+    forbidden('/guard/team', $bob->{accessToken}, 'runai-claim groups: bob is not in alice-team');
     accepted('/guard/team', rs256(groups => 'platform-admins'), 'runai-claim groups: a string equal to a value');
     accepted('/guard/team', rs256(groups => ['x', 'platform-admins']), 'runai-claim groups: second value in an array');
-    refused('/guard/team', rs256(groups => ['platform-admin', 'Alice-team']), 'runai-claim groups: near misses',
-            challenge => $authz);
-    refused('/guard/team', rs256(groups => undef), 'runai-claim groups: no such claim', challenge => $authz);
+    forbidden('/guard/team', rs256(groups => ['platform-admin', 'Alice-team']), 'runai-claim groups: near misses');
+    forbidden('/guard/team', rs256(groups => undef), 'runai-claim groups: no such claim');
     accepted('/guard/uid', $alice->{accessToken}, 'runai-claim uid: the number 1000');
     accepted('/guard/uid', rs256(uid => '1000'), 'runai-claim uid: the string "1000"');
-    refused('/guard/uid', rs256(uid => 1001), 'runai-claim uid: 1001', challenge => $authz);
+    forbidden('/guard/uid', rs256(uid => 1001), 'runai-claim uid: 1001');
     accepted('/guard/named', $bob->{accessToken}, 'runai-claim preferred_username: bob');
-    refused('/guard/named', $alice->{accessToken}, 'runai-claim preferred_username: alice', challenge => $authz);
-    # the guard still refuses bad tokens at authz-protected locations with invalid_token
-    refused('/guard/team', flip_signature($alice->{accessToken}), 'runai-claim location: bad signature');
-    my $res = guard('/guard/team', undef);
-    is($res->code, 401, 'runai-claim location without a token: 401');
-    is($res->header('WWW-Authenticate'), 'Bearer realm="runai guard"', 'runai-claim location without a token: challenge');
+    forbidden('/guard/named', $alice->{accessToken}, 'runai-claim preferred_username: alice');
+    # a fresh token of the same user is refused the same way: nothing to retry
+    my $again = module_tokens(oidc => 'bob');
+    forbidden('/guard/team', $again->{accessToken}, 'runai-claim groups: bob again, with a new token');
+
+    # the same for a plain Require user, and within <RequireAny>/<RequireAll>
+    accepted('/guard/only-bob', $bob->{accessToken}, 'Require user bob: bob');
+    forbidden('/guard/only-bob', $alice->{accessToken}, 'Require user bob: alice');
+    forbidden('/guard/only-bob', $alice_es->{accessToken}, 'Require user bob: alice, ES256 token');
+    accepted('/guard/any', $bob->{accessToken}, 'RequireAny (claim or user bob): bob');
+    accepted('/guard/any', rs256(groups => ['platform-admins']), 'RequireAny (claim or user bob): the claim');
+    forbidden('/guard/any', $alice->{accessToken}, 'RequireAny (claim or user bob): alice');
+    accepted('/guard/all', $alice->{accessToken}, 'RequireAll (method GET and uid 1000): alice');
+    forbidden('/guard/all', rs256(uid => 7), 'RequireAll (method GET and uid 1000): uid 7');
+    # a Require that refuses whoever the user is: Apache's plain 403, before
+    # any token is looked at
+    my $res = http(POST => '/guard/all', vhost => 'oidc', body => '',
+                   headers => [Authorization => "Bearer $alice->{accessToken}"]);
+    is($res->code, 403, 'RequireAll with Require method GET, a POST: 403');
+    ok(!defined $res->header('WWW-Authenticate'), 'RequireAll with Require method GET, a POST: no challenge');
+    # AuthzSendForbiddenOnFailure On changes nothing but is harmless
+    accepted('/guard/team-forbid', $alice->{accessToken}, 'AuthzSendForbiddenOnFailure On: alice');
+    forbidden('/guard/team-forbid', $bob->{accessToken}, 'AuthzSendForbiddenOnFailure On: bob');
+
+    # missing and invalid tokens keep their 401 at every authz-protected location
+    for my $path (qw(/guard/team /guard/only-bob /guard/any /guard/all /guard/team-forbid)) {
+        refused($path, flip_signature($alice->{accessToken}), "$path: bad signature");
+        refused($path, rs256(exp => time - 3600, groups => 'platform-admins', uid => 1000, sub => 'bob'),
+                "$path: expired token that would be granted");
+        my $res = guard($path, undef);
+        is($res->code, 401, "$path without a token: 401");
+        is($res->header('WWW-Authenticate'), 'Bearer realm="runai guard"', "$path without a token: challenge");
+    }
 }
 
 # --- the refusals are logged at info, without the token -----------------------
