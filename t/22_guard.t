@@ -1,9 +1,11 @@
 # The bearer guard: AuthType RunaiToken on static locations. Tokens the
 # module issued (RS256 and ES256) and tokens signed here with the fixture
-# keys (so that exp, nbf, iss, aud, kid and alg are ours to choose) are
+# keys (so that exp, nbf, iat, iss, aud, kid and alg are ours to choose) are
 # accepted or refused; REMOTE_USER, RunaiTokenUserClaim, the RUNAI_TOKEN_*
 # exports (seen through mod_headers), Require runai-claim, RunaiTokenLeeway
-# and RunaiTokenAudience per location; the challenges of RFC 6750.
+# and RunaiTokenAudience per location; the challenges of RFC 6750: 401
+# invalid_token for a missing or bad token, 403 insufficient_scope when a
+# Require refuses a valid one.
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -177,6 +179,14 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     refused('/guard/strict', rs256(nbf => $now + 10), 'nbf 10 s ahead, leeway 0');
     refused('/guard/', rs256(nbf => $now + 120), 'not yet valid (nbf 120 s ahead)');
     accepted('/guard/', rs256(nbf => $now - 5), 'nbf in the past');
+    # iat: a token issued in the future beyond the leeway is refused
+    accepted('/guard/', rs256(iat => $now + 10), 'iat 10 s ahead, within the leeway');
+    refused('/guard/strict', rs256(iat => $now + 10), 'iat 10 s ahead, leeway 0');
+    refused('/guard/', rs256(iat => $now + 120), 'issued in the future (iat 120 s ahead)');
+    accepted('/guard/lenient', rs256(iat => $now + 120), 'iat 120 s ahead, leeway 300');
+    refused('/guard/lenient', rs256(iat => $now + 600), 'iat 600 s ahead, leeway 300');
+    accepted('/guard/strict', rs256(iat => $now - 5), 'iat in the past, leeway 0');
+    accepted('/guard/strict', rs256(iat => undef), 'no iat (optional), leeway 0');
 
     # audience
     accepted('/guard/', rs256(aud => 'kube-apiserver'), 'aud kube-apiserver (one of the guard audiences)');
@@ -247,6 +257,8 @@ my $alice_es = module_tokens(oidcnext => 'alice');
         ['missing exp', rs256(exp => undef)],
         ['exp as a string', rs256(exp => '' . ($now + 300))],
         ['nbf as a string', rs256(nbf => '' . ($now - 300))],
+        ['issued in the future', rs256(iat => $now + 3600)],
+        ['iat as a string', rs256(iat => '' . ($now - 300))],
         ['wrong issuer', rs256(iss => 'https://idp.example.test/auth/realms/runai')],
         ['issuer with a trailing slash', rs256(iss => "$issuer/")],
         ['issuer of another realm', rs256(iss => "http://127.0.0.1:$port/auth/realms/other")],
@@ -313,26 +325,65 @@ my $alice_es = module_tokens(oidcnext => 'alice');
             'mixed keys: RS256 labelled with the HMAC kid', vhost => 'oidcmix', challenge => $mix);
 }
 
-# --- Require runai-claim ------------------------------------------------------
+# --- Require runai-claim, and other Require lines -----------------------------
+# A valid token that a Require refuses: 403 with error="insufficient_scope"
+# (RFC 6750 section 3.1), without AuthzSendForbiddenOnFailure; a new token
+# for the same user would not help, so no 401 that makes clients refresh.
+sub forbidden {
+    my($path, $token, $name, %a) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $res = guard($path, $token, %a);
+    is($res->code, 403, "$name: 403") or diag($res->as_string);
+    is($res->header('WWW-Authenticate') // '', 'Bearer realm="runai guard", error="insufficient_scope"',
+       "$name: WWW-Authenticate Bearer error=\"insufficient_scope\"");
+    ok(!defined $res->header('X-Runai-User'), "$name: nothing exported");
+    return $res;
+}
+
 {
-    my $authz = qr/^Bearer realm="runai guard"/;
     accepted('/guard/team', $alice->{accessToken}, 'runai-claim groups: array holding alice-team');
-    refused('/guard/team', $bob->{accessToken}, 'runai-claim groups: bob is not in alice-team', challenge => $authz);
+    forbidden('/guard/team', $bob->{accessToken}, 'runai-claim groups: bob is not in alice-team');
     accepted('/guard/team', rs256(groups => 'platform-admins'), 'runai-claim groups: a string equal to a value');
     accepted('/guard/team', rs256(groups => ['x', 'platform-admins']), 'runai-claim groups: second value in an array');
-    refused('/guard/team', rs256(groups => ['platform-admin', 'Alice-team']), 'runai-claim groups: near misses',
-            challenge => $authz);
-    refused('/guard/team', rs256(groups => undef), 'runai-claim groups: no such claim', challenge => $authz);
+    forbidden('/guard/team', rs256(groups => ['platform-admin', 'Alice-team']), 'runai-claim groups: near misses');
+    forbidden('/guard/team', rs256(groups => undef), 'runai-claim groups: no such claim');
     accepted('/guard/uid', $alice->{accessToken}, 'runai-claim uid: the number 1000');
     accepted('/guard/uid', rs256(uid => '1000'), 'runai-claim uid: the string "1000"');
-    refused('/guard/uid', rs256(uid => 1001), 'runai-claim uid: 1001', challenge => $authz);
+    forbidden('/guard/uid', rs256(uid => 1001), 'runai-claim uid: 1001');
     accepted('/guard/named', $bob->{accessToken}, 'runai-claim preferred_username: bob');
-    refused('/guard/named', $alice->{accessToken}, 'runai-claim preferred_username: alice', challenge => $authz);
-    # the guard still refuses bad tokens at authz-protected locations with invalid_token
-    refused('/guard/team', flip_signature($alice->{accessToken}), 'runai-claim location: bad signature');
-    my $res = guard('/guard/team', undef);
-    is($res->code, 401, 'runai-claim location without a token: 401');
-    is($res->header('WWW-Authenticate'), 'Bearer realm="runai guard"', 'runai-claim location without a token: challenge');
+    forbidden('/guard/named', $alice->{accessToken}, 'runai-claim preferred_username: alice');
+    # a fresh token of the same user is refused the same way: nothing to retry
+    my $again = module_tokens(oidc => 'bob');
+    forbidden('/guard/team', $again->{accessToken}, 'runai-claim groups: bob again, with a new token');
+
+    # the same for a plain Require user, and within <RequireAny>/<RequireAll>
+    accepted('/guard/only-bob', $bob->{accessToken}, 'Require user bob: bob');
+    forbidden('/guard/only-bob', $alice->{accessToken}, 'Require user bob: alice');
+    forbidden('/guard/only-bob', $alice_es->{accessToken}, 'Require user bob: alice, ES256 token');
+    accepted('/guard/any', $bob->{accessToken}, 'RequireAny (claim or user bob): bob');
+    accepted('/guard/any', rs256(groups => ['platform-admins']), 'RequireAny (claim or user bob): the claim');
+    forbidden('/guard/any', $alice->{accessToken}, 'RequireAny (claim or user bob): alice');
+    accepted('/guard/all', $alice->{accessToken}, 'RequireAll (method GET and uid 1000): alice');
+    forbidden('/guard/all', rs256(uid => 7), 'RequireAll (method GET and uid 1000): uid 7');
+    # a Require that refuses whoever the user is: Apache's plain 403, before
+    # any token is looked at
+    my $res = http(POST => '/guard/all', vhost => 'oidc', body => '',
+                   headers => [Authorization => "Bearer $alice->{accessToken}"]);
+    is($res->code, 403, 'RequireAll with Require method GET, a POST: 403');
+    ok(!defined $res->header('WWW-Authenticate'), 'RequireAll with Require method GET, a POST: no challenge');
+    # AuthzSendForbiddenOnFailure On changes nothing but is harmless
+    accepted('/guard/team-forbid', $alice->{accessToken}, 'AuthzSendForbiddenOnFailure On: alice');
+    forbidden('/guard/team-forbid', $bob->{accessToken}, 'AuthzSendForbiddenOnFailure On: bob');
+
+    # missing and invalid tokens keep their 401 at every authz-protected location
+    for my $path (qw(/guard/team /guard/only-bob /guard/any /guard/all /guard/team-forbid)) {
+        refused($path, flip_signature($alice->{accessToken}), "$path: bad signature");
+        refused($path, rs256(exp => time - 3600, groups => 'platform-admins', uid => 1000, sub => 'bob'),
+                "$path: expired token that would be granted");
+        my $res = guard($path, undef);
+        is($res->code, 401, "$path without a token: 401");
+        is($res->header('WWW-Authenticate'), 'Bearer realm="runai guard"', "$path without a token: challenge");
+    }
 }
 
 # --- the refusals are logged at info, without the token -----------------------
@@ -345,7 +396,7 @@ my $alice_es = module_tokens(oidcnext => 'alice');
     };
     my @lines = grep { /\[runai_token:info\].*bearer token refused: \S/ } split /\n/, $log;
     cmp_ok(scalar @lines, '>=', 50, 'refused bearer tokens are logged at info ("bearer token refused: <reason>")');
-    for my $reason (qw(expired), 'not yet valid', 'bad signature', 'wrong issuer', 'wrong audience') {
+    for my $reason (qw(expired), 'not yet valid', 'issued in the future', 'bad signature', 'wrong issuer', 'wrong audience') {
         ok((grep { /bearer token refused: .*\Q$reason\E/i } @lines), "a refusal is logged with reason '$reason'");
     }
 }

@@ -238,13 +238,14 @@ json_t *rt_jwt_verify_claims(apr_pool_t *p, const rt_jwt_params *v,
 {
     json_t *claims =
         rt_json_pool_own(p, json_loads(payload, JSON_REJECT_DUPLICATES, NULL));
-    json_t *exp, *nbf;
+    json_t *exp, *nbf, *iat;
 
     if (!json_is_object(claims)) {
         REFUSE("malformed claims");
     }
     exp = json_object_get(claims, "exp");
     nbf = json_object_get(claims, "nbf");
+    iat = json_object_get(claims, "iat");
     if (!json_is_integer(exp) && !json_is_real(exp)) {
         REFUSE("no exp");
     }
@@ -255,6 +256,14 @@ json_t *rt_jwt_verify_claims(apr_pool_t *p, const rt_jwt_params *v,
         (!json_is_number(nbf) ||
          json_number_value(nbf) - (double)v->leeway > (double)v->now)) {
         REFUSE("not yet valid");
+    }
+    /* A token issued later than now (beyond the leeway) comes from a
+     * clock that is wrong, or from someone who holds a key and stamps
+     * tokens ahead: refused like an nbf in the future. */
+    if (iat != NULL &&
+        (!json_is_number(iat) ||
+         json_number_value(iat) - (double)v->leeway > (double)v->now)) {
+        REFUSE("issued in the future");
     }
     if (!json_is_string(json_object_get(claims, "iss")) ||
         strcmp(json_string_value(json_object_get(claims, "iss")), v->issuer) !=

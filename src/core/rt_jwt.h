@@ -1,7 +1,7 @@
 /* JWTs in compact form. Minting uses keys parsed once; the payload is
  * ASCII JSON with '>', '?', '~' escaped, so standard-base64 decoders read
  * it too. Verifying a bearer token: the kid picks the key, the key fixes
- * the algorithm, then signature, exp/nbf with leeway, iss, aud. */
+ * the algorithm, then signature, exp/nbf/iat with leeway, iss, aud. */
 #ifndef RT_JWT_H
 #define RT_JWT_H
 

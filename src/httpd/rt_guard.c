@@ -26,13 +26,15 @@ static int is_ours(request_rec *r)
     return t != NULL && strcasecmp(t, AUTH_TYPE) == 0;
 }
 
+/* The RFC 6750 challenge: error is NULL (no credentials), "invalid_token"
+ * (401) or "insufficient_scope" (403). Returns 401. */
 static int challenge(request_rec *r, const char *error)
 {
     const char *realm = ap_auth_name(r);
-    const char *v =
-        apr_psprintf(r->pool, "Bearer realm=\"%s\"%s",
-                     realm ? ap_escape_quotes(r->pool, realm) : "runai",
-                     error ? ", error=\"invalid_token\"" : "");
+    const char *v = apr_psprintf(
+        r->pool, "Bearer realm=\"%s\"%s%s%s",
+        realm ? ap_escape_quotes(r->pool, realm) : "runai",
+        error ? ", error=\"" : "", error ? error : "", error ? "\"" : "");
 
     apr_table_setn(r->err_headers_out, "WWW-Authenticate", v);
     return HTTP_UNAUTHORIZED;
@@ -167,7 +169,7 @@ static int guard_authn(request_rec *r)
     if (*token == '\0') {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                       "bearer token refused: empty");
-        return challenge(r, "empty");
+        return challenge(r, "invalid_token");
     }
     v.keys = sc->keys;
     v.issuer = sc->issuer;
@@ -184,7 +186,7 @@ static int guard_authn(request_rec *r)
     if (why != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "bearer token refused: %s",
                       why);
-        return challenge(r, why);
+        return challenge(r, "invalid_token");
     }
     r->user = apr_pstrdup(r->pool, user);
     r->ap_auth_type = AUTH_TYPE;
@@ -263,9 +265,49 @@ static int note_failure(request_rec *r, const char *type)
     return OK;
 }
 
+/* RFC 6750 section 3.1: a valid token that lacks what the resource needs
+ * gets 403 with error="insufficient_scope"; a 401 would make the client
+ * refresh its token and retry, for ever. mod_authz_core answers 401 when
+ * a Require refuses an authenticated user, unless AuthzSendForbiddenOn-
+ * Failure is On, and a module cannot change that from the inside: an authz
+ * provider's answers (authz_status) have no "forbidden", ap_auth_type() is
+ * the configured AuthType, and the note_auth_failure hook, which
+ * mod_authz_core calls before its 401, returns no status. The check_authz
+ * hook is run-first: this one runs ahead of mod_authz_core (which is
+ * APR_HOOK_LAST), runs the hook itself once more (mod_authz_core's
+ * decision among the rest, this hook stepping aside), and answers 403 in
+ * place of a refusal when the user came from a bearer token that
+ * verified here. Missing and invalid tokens never get here: guard_authn
+ * answered 401 with error="invalid_token" or no error. */
+#define AUTHZ_INNER_NOTE "runai-token-authz-inner"
+
+static int guard_authz(request_rec *r)
+{
+    int status;
+
+    if (!is_ours(r) || apr_table_get(r->notes, AUTHZ_INNER_NOTE) != NULL ||
+        ap_get_module_config(r->request_config, &runai_token_module) == NULL) {
+        return DECLINED;
+    }
+    apr_table_setn(r->notes, AUTHZ_INNER_NOTE, "1");
+    status = ap_run_auth_checker(r);
+    apr_table_unset(r->notes, AUTHZ_INNER_NOTE);
+    if (status != HTTP_UNAUTHORIZED && status != HTTP_FORBIDDEN) {
+        return status;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                  "bearer token of '%s' verified, authorization refused: "
+                  "403 insufficient_scope",
+                  ap_escape_logitem(r->pool, r->user));
+    challenge(r, "insufficient_scope");
+    return HTTP_FORBIDDEN;
+}
+
 void rt_guard_register(apr_pool_t *p)
 {
     ap_hook_check_authn(guard_authn, NULL, NULL, APR_HOOK_MIDDLE,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_authz(guard_authz, NULL, NULL, APR_HOOK_FIRST,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_guard_child_init, NULL, NULL, APR_HOOK_MIDDLE);

@@ -836,6 +836,52 @@ static void test_oidc(void)
     is_str(rt_oidc_issuer_path(pool, "https://h"), "", "issuer without path");
 }
 
+/* iat: a token issued in the future beyond the leeway is refused, like
+ * an nbf there; a token without iat, or issued within the leeway, is not. */
+static void iat_case(rt_jwt_params *v, const char *iat, int accepted,
+                     const char *name)
+{
+    const char *why = NULL;
+    const char *payload = apr_pstrcat(
+        pool, "{\"iss\":\"https://iss\",\"aud\":\"runai\",\"exp\":1100",
+        iat ? ",\"iat\":" : "", iat ? iat : "", "}", NULL);
+    json_t *c = rt_jwt_verify_claims(pool, v, payload, &why);
+
+    if (accepted) {
+        ok(c != NULL, name);
+    } else {
+        ok(c == NULL && why && strstr(why, "issued in the future"), name);
+    }
+    if ((c != NULL) != accepted) {
+        printf("#   why: %s\n", why ? why : "(verified)");
+    }
+}
+
+static void test_verify_iat(void)
+{
+    apr_array_header_t *aud = apr_array_make(pool, 1, sizeof(char *));
+    rt_jwt_params v = {NULL, "https://iss", aud, 1000, 30};
+
+    APR_ARRAY_PUSH(aud, const char *) = "runai";
+    iat_case(&v, NULL, 1, "iat: a token without iat is accepted");
+    iat_case(&v, "900", 1, "iat: issued in the past, accepted");
+    iat_case(&v, "1000", 1, "iat: issued now, accepted");
+    iat_case(&v, "1030", 1, "iat: 30 s ahead, leeway 30: accepted");
+    iat_case(&v, "1030.5", 0, "iat: 30.5 s ahead, leeway 30: refused");
+    iat_case(&v, "1031", 0, "iat: 31 s ahead, leeway 30: refused");
+    iat_case(&v, "4000000000", 0, "iat: far in the future: refused");
+    v.leeway = 0;
+    iat_case(&v, "1000", 1, "iat: issued now, leeway 0: accepted");
+    iat_case(&v, "1001", 0, "iat: 1 s ahead, leeway 0: refused");
+    v.leeway = 300;
+    iat_case(&v, "1300", 1, "iat: 300 s ahead, leeway 300: accepted");
+    iat_case(&v, "1301", 0, "iat: 301 s ahead, leeway 300: refused");
+    v.leeway = 30;
+    iat_case(&v, "\"1000\"", 0, "iat: a string is refused");
+    iat_case(&v, "null", 0, "iat: null is refused");
+    iat_case(&v, "true", 0, "iat: a boolean is refused");
+}
+
 static void remove_tmpdir(void)
 {
     static const char *const names[] = {
@@ -874,6 +920,7 @@ int main(void)
     test_random_fork();
     test_authreq();
     test_error_kinds();
+    test_verify_iat();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
