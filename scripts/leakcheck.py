@@ -529,7 +529,7 @@ class Mix:
             t = tokens[0]
             self.want("guard require claim met", 200, "GET", "rs.test", "/guard/team",
                       headers={"Authorization": "Bearer " + t})
-            self.want("guard require claim not met", 401, "GET", "rs.test", "/guard/named",
+            self.want("guard require claim not met", 403, "GET", "rs.test", "/guard/named",
                       headers={"Authorization": "Bearer " + t})
             self.want("guard other audience", 401, "GET", "rs.test", "/guard/other",
                       headers={"Authorization": "Bearer " + t})
