@@ -60,7 +60,7 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
     /* The provider list of this location scopes the entry. */
     const char *scope = apr_psprintf(r->pool, "%pp", (void *)dc->app_providers);
     rt_credcache_result cached =
-        ttl > 0 ? rt_credcache_hit(cache, scope, id, secret, now)
+        ttl > 0 ? rt_credcache_hit(cache, scope, id, secret, now, ttl)
                 : RT_CREDCACHE_MISS;
     authn_status st;
 
