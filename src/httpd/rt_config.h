@@ -51,6 +51,10 @@ typedef struct rt_dir_conf {
     apr_int64_t leeway;     /* -1: unset */
     const char *user_claim; /* NULL: unset */
     apr_int64_t app_cache;  /* -1: unset, 0: off */
+    /* Which sections this record is made of: the number each section's
+     * record got when created, joined in merge order ("1.7.12"). Scopes
+     * the app-secret cache (rt_authn.c says why). */
+    const char *identity;
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"
