@@ -141,9 +141,20 @@ static int wait_check(rt_credcache *c, apr_time_t deadline)
     return 0;
 }
 
+/* When the entry of s ends for a caller whose TTL is max_age: at its own
+ * expiry, or max_age seconds after its verification if that is sooner.
+ * The lock is held. */
+static apr_int64_t ends_for(const slot *s, apr_int64_t max_age)
+{
+    if (s->until == 0 || max_age <= 0) {
+        return 0;
+    }
+    return s->since > s->until - max_age ? s->until : s->since + max_age;
+}
+
 rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
-                                     apr_int64_t now)
+                                     apr_int64_t now, apr_int64_t max_age)
 {
     unsigned char tag[RT_SHA256_LEN];
     apr_time_t deadline = apr_time_now() + WAIT_AT_MOST;
@@ -159,10 +170,13 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
     lock(c);
     for (;;) {
         int same = CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0;
+        /* The entry's life as this caller sees it: bounded by its TTL,
+         * also when the entry was put with a longer one. */
+        apr_int64_t until = same ? ends_for(s, max_age) : 0;
 
-        if (same && s->until > now) {
+        if (until > now) {
             res = RT_CREDCACHE_HIT;
-            if (!s->checking && now >= s->until - (s->until - s->since) / 4) {
+            if (!s->checking && now >= until - (until - s->since) / 4) {
                 s->checking = 1;
                 res = RT_CREDCACHE_RENEW;
             }
@@ -184,8 +198,9 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
         }
         res = RT_CREDCACHE_MISS;
         /* Claim the slot for this check unless this request waited, or the
-         * slot holds another live entry or another check. */
-        if (!waited && !s->checking && s->until <= now) {
+         * slot holds another live entry or another check. An entry too old
+         * for this caller is claimed too: its check renews it. */
+        if (!waited && !s->checking && (s->until <= now || same)) {
             free(s->value);
             s->value = NULL;
             memcpy(s->tag, tag, RT_SHA256_LEN);

@@ -25,15 +25,19 @@ typedef enum {
     RT_CREDCACHE_RENEW
 } rt_credcache_result;
 
-/* Whether (scope, id, secret) was verified and has not expired at now.
- * After MISS or RENEW the caller checks the credential and must then call
+/* Whether (scope, id, secret) was verified and is still good at now for
+ * a caller whose TTL is max_age: the entry has not expired (the until of
+ * its put), and it was verified less than max_age seconds before now, so
+ * that a caller with a shorter TTL than the one that put the entry is
+ * never served an older verification (max_age <= 0: never a hit). After
+ * MISS or RENEW the caller checks the credential and must then call
  * rt_credcache_put (it was right), rt_credcache_forget (it was wrong) or
  * rt_credcache_release (the check failed). While one caller checks a
  * credential, the others asking for the same one wait (at most 5 s) for
  * its success instead of checking too; when it fails they each check. */
 rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
-                                     apr_int64_t now);
+                                     apr_int64_t now, apr_int64_t max_age);
 
 /* Remembers a successful verification made at now until the epoch second
  * until: an entry is never extended without a new verification. */

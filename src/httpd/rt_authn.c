@@ -1,9 +1,11 @@
 #include "rt_authn.h"
 
+#include "http_core.h"
 #include "http_log.h"
 #include "rt_credcache.h"
 #include "rt_util.h"
 #include <apr_strings.h>
+#include <string.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -64,12 +66,110 @@ int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
     return st != AUTH_USER_NOT_FOUND;
 }
 
+/* The scope of a cached app secret.
+ *
+ * A provider reads the per-directory settings of its own module
+ * (AuthUserFile, AuthLDAPURL, AuthDBDUserPWQuery) and the server settings
+ * of the virtual host (DBDParams, LDAP connections) from the configuration
+ * merged for the request, which a <Location> or virtual host can change
+ * without repeating RunaiTokenAppProvider. So an entry is scoped by which
+ * sections were merged for the request, not by the provider list: each
+ * record of this module has a number from its creation and a merged record
+ * joins the numbers of both sides (rt_config.c), so the merged record of a
+ * request names the chain of sections, the virtual host's defaults first,
+ * whose settings every module sees. Two requests with the same chain see
+ * the same provider configuration; any other request has its own entries.
+ *
+ * That holds only if every section has a record of this module: httpd
+ * creates a module's record only for the sections where one of its
+ * directives appears, and merges nothing for the others, so a <Location>
+ * with only AuthUserFile would pass on its parent's record, and a virtual
+ * host with none of these directives the main server's. name_sections()
+ * below gives the others an empty record (every field unset, so merging it
+ * changes nothing but the identity) in each child before it serves
+ * requests: every <Directory>, <Location>, <Files> and <If> section, with
+ * those nested in them, and for each virtual host its defaults. An
+ * .htaccess file is read anew by every request and never has a record of
+ * this module (none of its directives is allowed there), so the
+ * directories of the .htaccess files a request read are added to its
+ * scope: the same sections read with other .htaccess files are another
+ * scope. An edit of an .htaccess file, like an edit of the user file,
+ * takes effect within the TTL. <Proxy> sections are not named: a request
+ * served there goes to the proxy, not to this module's handler. */
+static void name_sections(apr_pool_t *p, const apr_array_header_t *sections);
+
+static void name_section(apr_pool_t *p, ap_conf_vector_t *section)
+{
+    core_dir_config *core = ap_get_core_module_config(section);
+
+    if (ap_get_module_config(section, &runai_token_module) == NULL) {
+        ap_set_module_config(section, &runai_token_module,
+                             rt_config_create_dir(p, NULL));
+    }
+    if (core != NULL) {
+        name_sections(p, core->sec_file);
+        name_sections(p, core->sec_if);
+    }
+}
+
+static void name_sections(apr_pool_t *p, const apr_array_header_t *sections)
+{
+    for (int i = 0; sections != NULL && i < sections->nelts; i++) {
+        name_section(p, APR_ARRAY_IDX(sections, i, ap_conf_vector_t *));
+    }
+}
+
+static void name_all_sections(apr_pool_t *p, server_rec *main_server)
+{
+    void *main_dc =
+        ap_get_module_config(main_server->lookup_defaults, &runai_token_module);
+
+    for (server_rec *s = main_server; s != NULL; s = s->next) {
+        core_server_config *core = ap_get_core_module_config(s->module_config);
+
+        /* A virtual host that set nothing of this module shares the main
+         * server's record: give it one of its own, merged as httpd merges
+         * virtual hosts. */
+        if (s != main_server && main_dc != NULL &&
+            ap_get_module_config(s->lookup_defaults, &runai_token_module) ==
+                main_dc) {
+            ap_set_module_config(
+                s->lookup_defaults, &runai_token_module,
+                rt_config_merge_dir(p, main_dc, rt_config_create_dir(p, NULL)));
+        }
+        name_section(p, s->lookup_defaults); /* its <Files> and <If> */
+        name_sections(p, core->sec_dir);
+        name_sections(p, core->sec_url);
+    }
+}
+
+/* The cache scope of r: the identity of its merged record, then the
+ * directory of each .htaccess file it read, length first. */
+static const char *scope_of(request_rec *r, const rt_dir_conf *dc)
+{
+    const char *scope = dc->identity;
+
+    for (const struct htaccess_result *h = r->htaccess; h != NULL;
+         h = h->next) {
+        if (h->htaccess != NULL) {
+            scope = apr_psprintf(r->pool, "%s %" APR_SIZE_T_FMT ":%s", scope,
+                                 strlen(h->dir), h->dir);
+        }
+    }
+    return scope;
+}
+
 #define CACHE_SLOTS 4096
 
 static rt_credcache *cache;
 
 void rt_authn_child_init(apr_pool_t *p, server_rec *s)
 {
+    /* Only where some section uses the module: a server that loads it
+     * and configures nothing keeps its configuration as it was. */
+    if (rt_config_uses_store(s)) {
+        name_all_sections(p, s);
+    }
     cache = rt_credcache_create(p, CACHE_SLOTS);
     if (cache == NULL) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
@@ -83,10 +183,11 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
 {
     apr_int64_t ttl = rt_config_app_cache(dc);
     apr_int64_t now = apr_time_sec(r->request_time);
-    /* The provider list of this location scopes the entry. */
-    const char *scope = apr_psprintf(r->pool, "%pp", (void *)dc->app_providers);
+    /* The sections merged for this request scope the entry (see above),
+     * and its own TTL bounds a hit. */
+    const char *scope = scope_of(r, dc);
     rt_credcache_result cached =
-        ttl > 0 ? rt_credcache_hit(cache, scope, id, secret, now)
+        ttl > 0 ? rt_credcache_hit(cache, scope, id, secret, now, ttl)
                 : RT_CREDCACHE_MISS;
     authn_status st;
 

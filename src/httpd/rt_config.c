@@ -7,6 +7,7 @@
 #include "http_log.h"
 #include "http_core.h"
 #include "ap_provider.h"
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
 #include <apr_hash.h>
@@ -82,6 +83,13 @@ void *rt_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     return c;
 }
 
+/* Numbers the dir records of this process as they are created: each
+ * section of the configuration gets its own. Records are created while
+ * the configuration is read and in child_init (rt_authn.c), before
+ * requests run; atomic all the same, should one ever be created by a
+ * request (an .htaccess file, were a directive allowed there). */
+static volatile apr_uint32_t dir_records;
+
 void *rt_config_create_dir(apr_pool_t *p, char *dir)
 {
     rt_dir_conf *c = apr_palloc(p, sizeof(*c));
@@ -102,6 +110,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->user_claim = NULL;
     c->app_cache = -1;
     c->subject = NULL;
+    c->identity = apr_psprintf(p, "%u", apr_atomic_inc32(&dir_records) + 1);
     return c;
 }
 
@@ -151,6 +160,8 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(user_claim, NULL);
     PICK(app_cache, -1);
     PICK(subject, NULL);
+    /* The sections of both, base then add: never one of them alone. */
+    c->identity = apr_pstrcat(p, base->identity, ".", add->identity, NULL);
     c->claims = merge_claims(p, base->claims, add->claims);
     c->app_claims = merge_claims(p, base->app_claims, add->app_claims);
     return c;

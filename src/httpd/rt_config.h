@@ -69,6 +69,10 @@ typedef struct rt_dir_conf {
     const char *user_claim;  /* NULL: unset */
     apr_int64_t app_cache;   /* -1: unset, 0: off */
     ap_expr_info_t *subject; /* RunaiTokenSubject; NULL: the user name */
+    /* Which sections this record is made of: the number each section's
+     * record got when created, joined in merge order ("1.7.12"). Scopes
+     * the app-secret cache (rt_authn.c says why). */
+    const char *identity;
 } rt_dir_conf;
 
 #define RT_DEFAULT_AUDIENCE "runai"

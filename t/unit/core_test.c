@@ -550,37 +550,37 @@ static void test_credcache(void)
     rt_credcache *c = rt_credcache_create(pool, 64);
 
     ok(c != NULL, "credential cache created");
-    ok(!rt_credcache_hit(c, "s", "app", "pw", 100), "empty cache misses");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 100, 10), "empty cache misses");
     rt_credcache_put(c, "s", "app", "pw", 100, 110);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 105) == RT_CREDCACHE_HIT,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 105, 10) == RT_CREDCACHE_HIT,
        "verified secret hits");
-    ok(!rt_credcache_hit(c, "s", "app", "pw2", 105), "other secret misses");
-    ok(!rt_credcache_hit(c, "t", "app", "pw", 105), "other scope misses");
-    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 105),
+    ok(!rt_credcache_hit(c, "s", "app", "pw2", 105, 10), "other secret misses");
+    ok(!rt_credcache_hit(c, "t", "app", "pw", 105, 10), "other scope misses");
+    ok(!rt_credcache_hit(c, "s", "ap", "ppw", 105, 10),
        "moving a byte between id and secret misses");
-    ok(!rt_credcache_hit(c, "s", "app", "pw", 110), "expired entry misses");
+    ok(!rt_credcache_hit(c, "s", "app", "pw", 110, 10), "expired entry misses");
 
     /* Renewal: put at 100 for 40 s; the last quarter starts at 130. */
     rt_credcache_put(c, "s", "app", "pw", 100, 140);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 129) == RT_CREDCACHE_HIT,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 129, 40) == RT_CREDCACHE_HIT,
        "hit before the last quarter of the entry's life");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 130) == RT_CREDCACHE_RENEW,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 130, 40) == RT_CREDCACHE_RENEW,
        "first hit in the last quarter renews");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 131) == RT_CREDCACHE_HIT,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 131, 40) == RT_CREDCACHE_HIT,
        "while one caller renews, the others hit");
     rt_credcache_put(c, "s", "app", "pw", 130, 170);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 150) == RT_CREDCACHE_HIT,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 150, 40) == RT_CREDCACHE_HIT,
        "a renewed entry hits until its new last quarter");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 160) == RT_CREDCACHE_RENEW,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 160, 40) == RT_CREDCACHE_RENEW,
        "and is renewed again in it");
     rt_credcache_forget(c, "s", "app", "pw2");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 161) == RT_CREDCACHE_HIT,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 161, 40) == RT_CREDCACHE_HIT,
        "forgetting another secret leaves the entry");
     rt_credcache_forget(c, "s", "app", "pw");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 161) == RT_CREDCACHE_MISS,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 161, 40) == RT_CREDCACHE_MISS,
        "a forgotten entry misses");
     rt_credcache_put(c, "s", "app", "pw", 200, 210);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 210) == RT_CREDCACHE_MISS,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 210, 10) == RT_CREDCACHE_MISS,
        "an entry expires at its TTL");
     rt_credcache_forget(c, "s", "app", "pw");
 }
@@ -597,7 +597,7 @@ static void *wait_for_check(void *arg)
 {
     waiter *w = arg;
 
-    w->res = rt_credcache_hit(w->c, "s", "app", "pw", 300);
+    w->res = rt_credcache_hit(w->c, "s", "app", "pw", 300, 10);
     w->done = 1;
     return NULL;
 }
@@ -617,7 +617,7 @@ static void test_credcache_single_check(void)
     waiter w = {c, 0, RT_CREDCACHE_RENEW}, w2 = {c, 0, RT_CREDCACHE_RENEW};
     pthread_t t, t2;
 
-    ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 300, 10) == RT_CREDCACHE_MISS,
        "first request misses and checks");
     start_waiter(&w, &t);
     ok(!w.done, "a second request for the same credential waits");
@@ -628,7 +628,7 @@ static void test_credcache_single_check(void)
 
     /* pw's entry is dropped; a check of pw2 is under way. */
     rt_credcache_forget(c, "s", "app", "pw");
-    ok(rt_credcache_hit(c, "s", "app", "pw2", 300) == RT_CREDCACHE_MISS,
+    ok(rt_credcache_hit(c, "s", "app", "pw2", 300, 10) == RT_CREDCACHE_MISS,
        "a wrong secret misses and is checked");
     start_waiter(&w, &t);
     ok(w.done && w.res == RT_CREDCACHE_MISS,
@@ -637,7 +637,7 @@ static void test_credcache_single_check(void)
     rt_credcache_forget(c, "s", "app", "pw2");
 
     rt_credcache_forget(c, "s", "app", "pw");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 300) == RT_CREDCACHE_MISS,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 300, 10) == RT_CREDCACHE_MISS,
        "after a forget the next request checks again");
     start_waiter(&w, &t);
     start_waiter(&w2, &t2);
@@ -654,11 +654,53 @@ static void test_credcache_single_check(void)
 
     /* A provider error ends a renewal without dropping the entry. */
     rt_credcache_put(c, "s", "app", "pw", 300, 340);
-    ok(rt_credcache_hit(c, "s", "app", "pw", 330) == RT_CREDCACHE_RENEW,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 330, 40) == RT_CREDCACHE_RENEW,
        "renewal claimed");
     rt_credcache_release(c, "s", "app", "pw");
-    ok(rt_credcache_hit(c, "s", "app", "pw", 331) == RT_CREDCACHE_RENEW,
+    ok(rt_credcache_hit(c, "s", "app", "pw", 331, 40) == RT_CREDCACHE_RENEW,
        "after a failed renewal the entry still hits and is renewed again");
+    rt_credcache_forget(c, "s", "app", "pw");
+}
+
+/* A hit is bounded by the TTL of the caller that asks (the section that
+ * serves it), also when the entry was put by one with a longer TTL. */
+static void test_credcache_max_age(void)
+{
+    rt_credcache *c = rt_credcache_create(pool, 64);
+
+    rt_credcache_put(c, "s", "app", "pw", 400, 1000);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 403, 5) == RT_CREDCACHE_HIT,
+       "an entry put for 600 s hits 3 s after its check for a TTL of 5 s");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 405, 600) == RT_CREDCACHE_HIT,
+       "5 s after its check it hits for a TTL of 600 s");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 405, 5) == RT_CREDCACHE_MISS,
+       "but not for a TTL of 5 s: the entry is as old as that TTL");
+    /* That caller checks the secret again; its success starts a new
+     * entry with its own TTL. */
+    rt_credcache_put(c, "s", "app", "pw", 405, 410);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 408, 5) == RT_CREDCACHE_HIT,
+       "the check of the shorter TTL makes a new entry");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 410, 600) == RT_CREDCACHE_MISS,
+       "which a longer TTL does not extend past its end");
+    rt_credcache_forget(c, "s", "app", "pw");
+
+    /* Renewal counts in the life the caller sees: 8 s from 500, the last
+     * quarter from 506. */
+    rt_credcache_put(c, "s", "app", "pw", 500, 1100);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 505, 8) == RT_CREDCACHE_HIT,
+       "bounded entry: hit before the last quarter of the caller's TTL");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 506, 8) == RT_CREDCACHE_RENEW,
+       "bounded entry: renewed in the last quarter of the caller's TTL");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 507, 8) == RT_CREDCACHE_HIT,
+       "bounded entry: the others hit meanwhile");
+    rt_credcache_release(c, "s", "app", "pw");
+    ok(rt_credcache_hit(c, "s", "app", "pw", 508, 8) == RT_CREDCACHE_MISS,
+       "bounded entry: a miss at the end of the caller's TTL");
+    rt_credcache_forget(c, "s", "app", "pw");
+
+    rt_credcache_put(c, "s", "app", "pw", 600, 700);
+    ok(rt_credcache_hit(c, "s", "app", "pw", 600, 0) == RT_CREDCACHE_MISS,
+       "a TTL of 0 never hits");
     rt_credcache_forget(c, "s", "app", "pw");
 }
 
@@ -916,6 +958,7 @@ int main(void)
     test_oidc();
     test_credcache();
     test_credcache_single_check();
+    test_credcache_max_age();
     test_hmac();
     test_random_fork();
     test_authreq();
