@@ -41,31 +41,6 @@ authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
     }
 }
 
-int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
-{
-    /* A password nobody has: providers answer "not found" for an unknown
-     * id, and "denied" (after comparing it) for a known one. */
-    const char *probe = rt_random_id(r->pool, 24);
-    char *user = r->user;
-    authn_status st = AUTH_USER_NOT_FOUND;
-
-    if (probe == NULL) {
-        return 1; /* cannot tell: treat it as having a secret */
-    }
-    for (int i = 0; i < dc->app_providers->nelts && st == AUTH_USER_NOT_FOUND;
-         i++) {
-        const rt_provider *pr =
-            &APR_ARRAY_IDX(dc->app_providers, i, rt_provider);
-
-        r->user = (char *)id;
-        apr_table_setn(r->notes, AUTHN_PROVIDER_NAME_NOTE, pr->name);
-        st = pr->provider->check_password(r, id, probe);
-        apr_table_unset(r->notes, AUTHN_PROVIDER_NAME_NOTE);
-    }
-    r->user = user;
-    return st != AUTH_USER_NOT_FOUND;
-}
-
 /* The scope of a cached app secret.
  *
  * A provider reads the per-directory settings of its own module
@@ -162,6 +137,46 @@ static const char *scope_of(request_rec *r, const rt_dir_conf *dc)
 #define CACHE_SLOTS 4096
 
 static rt_credcache *cache;
+
+int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
+{
+    /* A password nobody has: providers answer "not found" for an unknown
+     * id, and "denied" (after comparing it) for a known one. The answer is
+     * remembered as a verified secret is (same scope and TTL); the empty
+     * secret of its entry is one no application can have. */
+    const char *probe = rt_random_id(r->pool, 24);
+    const char *scope = scope_of(r, dc);
+    const char *key = apr_pstrcat(r->pool, "known:", id, NULL);
+    apr_int64_t ttl = rt_config_app_cache(dc);
+    apr_int64_t now = apr_time_sec(r->request_time);
+    const char *seen =
+        ttl > 0 ? rt_credcache_get(cache, r->pool, scope, key, now) : NULL;
+    char *user = r->user;
+    authn_status st = AUTH_USER_NOT_FOUND;
+
+    if (seen != NULL) {
+        return *seen == '1';
+    }
+    if (probe == NULL) {
+        return 1; /* cannot tell: treat it as having a secret */
+    }
+    for (int i = 0; i < dc->app_providers->nelts && st == AUTH_USER_NOT_FOUND;
+         i++) {
+        const rt_provider *pr =
+            &APR_ARRAY_IDX(dc->app_providers, i, rt_provider);
+
+        r->user = (char *)id;
+        apr_table_setn(r->notes, AUTHN_PROVIDER_NAME_NOTE, pr->name);
+        st = pr->provider->check_password(r, id, probe);
+        apr_table_unset(r->notes, AUTHN_PROVIDER_NAME_NOTE);
+    }
+    r->user = user;
+    if (ttl > 0 && st != AUTH_GENERAL_ERROR) {
+        rt_credcache_put_value(cache, scope, key, now, now + ttl,
+                               st != AUTH_USER_NOT_FOUND ? "1" : "0");
+    }
+    return st != AUTH_USER_NOT_FOUND;
+}
 
 void rt_authn_child_init(apr_pool_t *p, server_rec *s)
 {

@@ -19,7 +19,8 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
 
 /* Whether the application providers of dc know id (then they hold a
  * secret for it): asked with a random password, so a known id costs one
- * password comparison; a provider error counts as known. */
+ * password comparison; a provider error counts as known. The answer is
+ * remembered for RunaiTokenAppCache seconds, as a verified secret is. */
 int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id);
 
 /* Creates this process's verified-credential cache. */
