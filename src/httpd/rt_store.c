@@ -7,6 +7,7 @@
 #include "util_mutex.h"
 #include <apr_strings.h>
 #include <apr_global_mutex.h>
+#include <apr_general.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -23,6 +24,9 @@ static ap_socache_instance_t *instance;
 static const char *provider_name;
 static apr_global_mutex_t *mutex;
 static int is_dbm;
+/* Other hosts may share it; this host's id for this generation. */
+static int shared;
+static const char *host_id = "";
 /* No store at all: nothing in the configuration creates sessions, codes
  * or throttle counters, so reads find nothing and nothing is written. */
 static int unused;
@@ -65,6 +69,8 @@ int rt_store_pre_config(apr_pool_t *pconf)
     mutex = NULL;
     is_dbm = 0;
     unused = 0;
+    shared = 0;
+    host_id = "";
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -82,6 +88,27 @@ static apr_status_t store_cleanup(void *data)
     }
     instance = NULL;
     return APR_SUCCESS;
+}
+
+/* Records only this host writes (the throttle's own counters) carry it in
+ * their keys; a new generation starts with none. */
+static int make_host_id(apr_pool_t *pconf, server_rec *s)
+{
+    unsigned char raw[8];
+    char *hex = apr_palloc(pconf, 2 * sizeof(raw) + 1);
+    apr_status_t rv = apr_generate_random_bytes(raw, sizeof(raw));
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot make a host id");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    host_id = hex;
+    shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
+    return OK;
 }
 
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -134,7 +161,7 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
-    return OK;
+    return make_host_id(pconf, s);
 }
 
 void rt_store_child_init(apr_pool_t *p, server_rec *s)
@@ -150,6 +177,16 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "cannot attach the %s mutex in a child", MUTEX_TYPE);
     }
+}
+
+int rt_store_shared(void)
+{
+    return shared;
+}
+
+const char *rt_store_host_id(void)
+{
+    return host_id;
 }
 
 static int needs_lock(void)

@@ -21,6 +21,15 @@ int rt_store_pre_config(apr_pool_t *pconf);
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void rt_store_child_init(apr_pool_t *p, server_rec *s);
 
+/* 1 when other hosts may share the store (redis, memcache: any provider but
+ * shmcb and dbm), whose read-modify-write the global mutex then serialises
+ * on this host only. */
+int rt_store_shared(void);
+
+/* A random id of this host, made anew for each configuration generation
+ * (16 hex digits); "" when there is no store. */
+const char *rt_store_host_id(void);
+
 /* Read-modify-write under the global mutex: fn gets the current data (NULL
  * when absent) and returns the new data and its expiry, or NULL to leave
  * the record as it is. */
