@@ -247,9 +247,40 @@ static void refuse(rt_throttle *t, const count *c)
     }
 }
 
-/* The reserving turn reads PRINCIPAL, ADDRESS and PAIR_SHARED (writing
- * nothing), then decides on PAIR_OWN and, when admitted, counts the
- * attempt in flight there. All in one turn of the mutex. */
+/* The first turn reads the counters of failures: PRINCIPAL, ADDRESS and,
+ * when other hosts share the store, PAIR_SHARED, as plain reads (without
+ * the mutex where the store needs none). 0 when the store did not answer. */
+static int read_counters(request_rec *r, rt_throttle *t)
+{
+    rt_store_step s[3];
+    int which[3], n = 0;
+
+    which[n++] = PRINCIPAL;
+    which[n++] = ADDRESS;
+    if (t->shared) {
+        which[n++] = PAIR_SHARED;
+    }
+    memset(s, 0, sizeof(s));
+    for (int i = 0; i < n; i++) {
+        s[i].op = RT_STORE_GET;
+        s[i].kind = RT_REC_THROTTLE;
+        s[i].material = t->material[which[i]];
+    }
+    rt_store_steps(r, s, n);
+    for (int i = 0; i < n; i++) {
+        if (s[i].st == RT_STORE_DOWN) {
+            return 0;
+        }
+        t->seen[which[i]] =
+            read_count(s[i].st == RT_STORE_OK ? s[i].got : NULL, t->now);
+    }
+    return 1;
+}
+
+/* The second turn, one read-modify-write of PAIR_OWN under the mutex:
+ * decides with what the first read and, when admitted, counts the attempt
+ * in flight. Only this host writes PAIR_OWN, so on this host no more
+ * attempts are in flight and failed than the limit. */
 static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
                             apr_int64_t *exp)
 {
@@ -261,10 +292,6 @@ static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
     apr_int64_t failed;
 
     (void)r;
-    if (b->which != PAIR_OWN) {
-        t->seen[b->which] = own; /* read only, for the decision below */
-        return NULL;
-    }
     failed = own.f > sh->f ? own.f : sh->f;
     t->v = ADMIT;
     if (own.f >= t->limit) {
@@ -330,15 +357,15 @@ static int settle_records(const rt_throttle *t, rt_throttle_outcome o,
     int n = 0;
 
     which[n++] = PAIR_OWN;
-    if (o == RT_THROTTLE_UNANSWERED) {
-        return n;
-    }
-    if (t->shared) {
-        which[n++] = PAIR_SHARED;
-    }
     if (o == RT_THROTTLE_FAILED) {
+        if (t->shared) {
+            which[n++] = PAIR_SHARED;
+        }
         which[n++] = PRINCIPAL;
         which[n++] = ADDRESS;
+    } else if (o == RT_THROTTLE_GRANTED && t->shared &&
+               t->seen[PAIR_SHARED].f > 0) {
+        which[n++] = PAIR_SHARED; /* its failures are cleared */
     }
     return n;
 }
@@ -377,8 +404,8 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
                                 rt_throttle **res)
 {
     int seconds, limit = rt_config_throttle(dc, &seconds);
-    int which[RECORDS], n = 0;
-    rt_store_step steps[RECORDS];
+    int which[1];
+    rt_store_step steps[1];
     apr_time_t deadline = apr_time_now() + WAIT_USEC;
     const char *canon, *ip = r->useragent_ip, *pair;
     rt_throttle *t;
@@ -404,19 +431,17 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
         t->shared
             ? apr_pstrcat(r->pool, "host ", rt_store_host_id(), " ", pair, NULL)
             : pair;
-    which[n++] = PRINCIPAL;
-    which[n++] = ADDRESS;
-    if (t->shared) {
-        which[n++] = PAIR_SHARED;
-    }
-    which[n++] = PAIR_OWN;
+    which[0] = PAIR_OWN;
     for (;;) {
         t->now = now_sec();
         t->v = ADMIT;
         t->wait = 0;
-        run_turn(r, t, which, n, reserve_step, RT_THROTTLE_FAILED, steps);
-        if (steps[n - 1].st != RT_STORE_OK) {
+        if (!read_counters(r, t)) {
             return 0; /* the store did not answer: nothing is counted */
+        }
+        run_turn(r, t, which, 1, reserve_step, RT_THROTTLE_FAILED, steps);
+        if (steps[0].st != RT_STORE_OK) {
+            return 0;
         }
         if (t->v == ADMIT) {
             *res = t;
