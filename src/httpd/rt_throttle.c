@@ -11,15 +11,21 @@ APLOG_USE_MODULE(runai_token);
 
 /* The policy (docs/operations.md, "Throttling"), for RunaiTokenThrottle
  * ATTEMPTS SECONDS. Three counters, each with a window that starts with
- * its first count and lasts SECONDS:
+ * its first count and lasts SECONDS, and a space of its own for users,
+ * applications and clients:
  *   - the pair (principal, address): ATTEMPTS failures, and no more than
  *     ATTEMPTS attempts in flight and failed together: the hard bound;
  *   - the principal, from all addresses: past FACTOR x ATTEMPTS failures it
  *     refuses the addresses that have failed for it, never one that has
  *     not (so guessers elsewhere do not lock the owner out);
  *   - the address, for all principals: FACTOR x ATTEMPTS failures.
- * With a store other hosts share, the pair also has a record of this
- * host's own, which only this host writes, under its mutex. */
+ * The pair's record that decides (PAIR_OWN) is written only under the
+ * mutex. With a store other hosts share, it is this host's own (its key
+ * holds the host id) and a shared record of the pair's failures comes
+ * with it: each host admits at most ATTEMPTS, and a failure anywhere
+ * counts everywhere. The principal's, the address's and the shared pair's
+ * records count failures only: read without the mutex, updated when an
+ * attempt fails. */
 #define FACTOR 10
 /* While attempts in flight might reach the limit, a request polls the
  * store this often, this long at most. */
@@ -447,11 +453,18 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
             *res = t;
             return 0;
         }
-        if (t->v == REFUSE || apr_time_now() >= deadline) {
-            apr_int64_t wait = t->v == REFUSE && t->wait > 0 ? t->wait : 1;
-
-            log_refusal(r, t, wait);
-            return wait;
+        if (t->v == REFUSE) {
+            log_refusal(r, t, t->wait > 0 ? t->wait : 1);
+            return t->wait > 0 ? t->wait : 1;
+        }
+        if (apr_time_now() >= deadline) {
+            /* Not a line for fail2ban: nothing failed yet. */
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "throttle: attempts for principal %s from %s "
+                          "still in flight after %d s; retry after 1 s",
+                          ap_escape_logitem(r->pool, t->principal),
+                          r->useragent_ip, (int)(WAIT_USEC / APR_USEC_PER_SEC));
+            return 1;
         }
         apr_sleep(POLL_USEC);
     }
