@@ -279,11 +279,13 @@ my $locked = fresh_addr();
 }
 
 # =====================================================================================
-# Two hosts sharing one redis-server.
+# Two hosts sharing one redis-server: A keeps its own counts in a shmcb of
+# its own, B (without mod_socache_shmcb) in redis under keys naming it.
 my $redis = start_redis();
 my $cache = "redis:127.0.0.1:$redis->{port}";
 my $ha = start_httpd(name => 't18-redis-a', cache => $cache, site => $site);
-my $hb = start_httpd(name => 't18-redis-b', cache => $cache, site => $site);
+my $hb = start_httpd(name => 't18-redis-b', cache => $cache, site => $site, no_socache => 1,
+                     global => 'LoadModule socache_redis_module /usr/lib/apache2/modules/mod_socache_redis.so');
 my @ports = ($ha->{port}, $hb->{port});
 {
     my $addr = fresh_addr();

@@ -26,10 +26,6 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s);
  * on this host only. */
 int rt_store_shared(void);
 
-/* A random id of this host, made anew for each configuration generation
- * (16 hex digits); "" when there is no store. */
-const char *rt_store_host_id(void);
-
 /* Read-modify-write under the global mutex: fn gets the current data (NULL
  * when absent) and returns the new data and its expiry, or NULL to leave
  * the record as it is. */
@@ -54,7 +50,12 @@ typedef struct {
     rt_store_update_fn fn;
     void *baton;
     int stop_if_found; /* GET: the steps after it run only on a miss */
-    json_t *got;       /* GET, TAKE: the record read, owned by r->pool */
+    /* The record is this host's own, read and written by this host only,
+     * always under the mutex: beside a shared store it is kept in a shmcb
+     * of this host (mod_socache_shmcb loaded), else in the store under a
+     * key naming this host (a random id made for each generation). */
+    int local;
+    json_t *got; /* GET, TAKE: the record read, owned by r->pool */
     rt_store_status st;
 } rt_store_step;
 

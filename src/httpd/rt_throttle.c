@@ -19,11 +19,10 @@ APLOG_USE_MODULE(runai_token);
  *     refuses the addresses that have failed for it, never one that has
  *     not (so guessers elsewhere do not lock the owner out);
  *   - the address, for all principals: FACTOR x ATTEMPTS failures.
- * The pair's record that decides (PAIR_OWN) is written only under the
- * mutex. With a store other hosts share, it is this host's own (its key
- * holds the host id) and a shared record of the pair's failures comes
- * with it: each host admits at most ATTEMPTS, and a failure anywhere
- * counts everywhere. The principal's, the address's and the shared pair's
+ * The pair's record that decides (PAIR_OWN) is this host's own, read and
+ * written only under the mutex (rt_store_step.local). With a store other
+ * hosts share, a shared record of the pair's failures comes with it: each
+ * host admits at most ATTEMPTS, and a failure anywhere counts everywhere. The principal's, the address's and the shared pair's
  * records count failures only: read without the mutex, updated when an
  * attempt fails. */
 #define FACTOR 10
@@ -253,9 +252,9 @@ static void refuse(rt_throttle *t, const count *c)
     }
 }
 
-/* The first turn reads the counters of failures: PRINCIPAL, ADDRESS and,
- * when other hosts share the store, PAIR_SHARED, as plain reads (without
- * the mutex where the store needs none). 0 when the store did not answer. */
+/* Beside a shared store, a first turn reads the counters of failures:
+ * PRINCIPAL, ADDRESS and PAIR_SHARED, as plain reads without the mutex.
+ * 0 when the store did not answer. */
 static int read_counters(request_rec *r, rt_throttle *t)
 {
     rt_store_step s[3];
@@ -283,10 +282,12 @@ static int read_counters(request_rec *r, rt_throttle *t)
     return 1;
 }
 
-/* The second turn, one read-modify-write of PAIR_OWN under the mutex:
- * decides with what the first read and, when admitted, counts the attempt
- * in flight. Only this host writes PAIR_OWN, so on this host no more
- * attempts are in flight and failed than the limit. */
+/* Under the mutex, a read-modify-write of PAIR_OWN decides with what was
+ * read and, when admitted, counts the attempt in flight. Only this host
+ * writes PAIR_OWN (a shmcb of its own beside a shared store), so on this
+ * host no more attempts are in flight and failed than the limit. With a
+ * store of this host (shmcb, dbm), PRINCIPAL and ADDRESS are read in the
+ * same turn, by steps that write nothing. */
 static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
                             apr_int64_t *exp)
 {
@@ -298,6 +299,10 @@ static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
     apr_int64_t failed;
 
     (void)r;
+    if (b->which != PAIR_OWN) {
+        t->seen[b->which] = own; /* read only, for the decision below */
+        return NULL;
+    }
     failed = own.f > sh->f ? own.f : sh->f;
     t->v = ADMIT;
     if (own.f >= t->limit) {
@@ -392,6 +397,7 @@ static void run_turn(request_rec *r, rt_throttle *t, const int *which, int n,
         steps[i].material = t->material[which[i]];
         steps[i].fn = fn;
         steps[i].baton = &b[i];
+        steps[i].local = which[i] == PAIR_OWN;
     }
     rt_store_steps(r, steps, n);
 }
@@ -410,8 +416,8 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
                                 rt_throttle **res)
 {
     int seconds, limit = rt_config_throttle(dc, &seconds);
-    int which[1];
-    rt_store_step steps[1];
+    int which[RECORDS], n = 0;
+    rt_store_step steps[RECORDS];
     apr_time_t deadline = apr_time_now() + WAIT_USEC;
     const char *canon, *ip = r->useragent_ip, *pair;
     rt_throttle *t;
@@ -433,20 +439,21 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
                                          space_names[space], " ", canon, NULL);
     t->material[ADDRESS] = apr_pstrcat(r->pool, "address ", ip, NULL);
     t->material[PAIR_SHARED] = pair;
-    t->material[PAIR_OWN] =
-        t->shared
-            ? apr_pstrcat(r->pool, "host ", rt_store_host_id(), " ", pair, NULL)
-            : pair;
-    which[0] = PAIR_OWN;
+    t->material[PAIR_OWN] = pair; /* a record of this host's own */
+    if (!t->shared) {
+        which[n++] = PRINCIPAL;
+        which[n++] = ADDRESS;
+    }
+    which[n++] = PAIR_OWN;
     for (;;) {
         t->now = now_sec();
         t->v = ADMIT;
         t->wait = 0;
-        if (!read_counters(r, t)) {
+        if (t->shared && !read_counters(r, t)) {
             return 0; /* the store did not answer: nothing is counted */
         }
-        run_turn(r, t, which, 1, reserve_step, RT_THROTTLE_FAILED, steps);
-        if (steps[0].st != RT_STORE_OK) {
+        run_turn(r, t, which, n, reserve_step, RT_THROTTLE_FAILED, steps);
+        if (steps[n - 1].st != RT_STORE_OK) {
             return 0;
         }
         if (t->v == ADMIT) {
