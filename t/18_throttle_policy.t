@@ -64,7 +64,7 @@ sub add_user {
 add_user('users', 'dave', $pw{dave}, '-B', '-C', 10);
 add_user('users', 'svc',  $pw{svc},  '-B', '-C', 5);
 add_user('users', 'erin', $pw{erin}, '-m');
-add_user('users', 'hank', $pw{hank}, '-B', '-C', 8);
+add_user('users', 'hank', $pw{hank}, '-B', '-C', 5);
 add_user('users', 'ivy',  $pw{ivy},  '-m');
 add_user('apps',  'svc',  $app_secret, '-B', '-C', 5);
 

@@ -1,6 +1,7 @@
 /* The session store: one mod_socache instance for the whole server, a
  * global mutex ("Mutex runai-token ...") for read-modify-write on one host,
- * and the store's own remove as the claim across hosts. */
+ * and the store's own remove as the claim across hosts. Beside a store
+ * other hosts share, a shmcb of this host for its own records (local). */
 #ifndef RT_STORE_H
 #define RT_STORE_H
 

@@ -27,8 +27,8 @@ typedef enum {
 } rt_throttle_outcome;
 
 /* Reserves one attempt of principal (compared in its canonical form:
- * trimmed, case-folded) from the remote address, in one turn of the
- * store's mutex: 0 when it may be checked now (*t is then the reservation
+ * trimmed, case-folded) from the remote address, counted in one
+ * read-modify-write under the store's mutex: 0 when it may be checked now (*t is then the reservation
  * to settle, NULL when nothing was reserved: throttling off, or the store
  * did not answer), else the seconds to wait, logged as one warn line a tool
  * like fail2ban can match. While attempts in flight could still reach the
