@@ -22,9 +22,10 @@ APLOG_USE_MODULE(runai_token);
  * The pair's record that decides (PAIR_OWN) is this host's own, read and
  * written only under the mutex (rt_store_step.local). With a store other
  * hosts share, a shared record of the pair's failures comes with it: each
- * host admits at most ATTEMPTS, and a failure anywhere counts everywhere. The principal's, the address's and the shared pair's
- * records count failures only: read without the mutex, updated when an
- * attempt fails. */
+ * host admits at most ATTEMPTS, and a failure anywhere counts everywhere.
+ * The principal's, the address's and the shared pair's records count
+ * failures only: updated when an attempt fails, and read (beside a shared
+ * store) without the mutex. */
 #define FACTOR 10
 /* While attempts in flight might reach the limit, a request polls the
  * store this often, this long at most. */
