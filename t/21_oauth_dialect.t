@@ -456,7 +456,8 @@ for my $ep (@endpoints) {
 }
 
 # ---------------------------------------------------------------------------
-# Throttling: 429 slow_down with Retry-After. oidcsolo allows 3 failures;
+# Throttling: 429 with Retry-After and the RFC 6749 code a wrong credential
+# of the kind answers (slow_down is not one of §5.2's). oidcsolo allows 3 failures;
 # the requests come from a random loopback address and name a principal of
 # their own, so no other test's failures count.
 {
@@ -480,7 +481,7 @@ for my $ep (@endpoints) {
         oauth_error($post->($body), 400, 'invalid_grant', undef, "throttle: failure $n of 3");
     }
     my $res = $post->($body);
-    oauth_error($res, 429, 'slow_down', undef, 'throttle: the 4th attempt');
+    oauth_error($res, 429, 'invalid_grant', undef, 'throttle: the 4th attempt');
     like($res->header('Retry-After') // '', qr/^[1-9]\d*$/, 'throttle: Retry-After in seconds');
     cmp_ok($res->header('Retry-After') // 0, '<=', 60, 'throttle: Retry-After within the window');
 
@@ -493,7 +494,7 @@ for my $ep (@endpoints) {
                     "throttle: client secret failure $n of 3");
     }
     $res = $post->($basic);
-    oauth_error($res, 429, 'slow_down', undef, 'throttle: the client\'s 4th attempt');
+    oauth_error($res, 429, 'invalid_client', undef, 'throttle: the client\'s 4th attempt');
     like($res->header('Retry-After') // '', qr/^[1-9]\d*$/, 'throttle: the client\'s Retry-After');
 }
 

@@ -6,7 +6,10 @@
 /* The one table: per kind, the Run:ai status, the OAuth 2.0 error code
  * and status, and the log word. Statuses are numbers here because the core
  * does not see httpd's HTTP_* names. A wrong password or code is 401 in the
- * Run:ai dialect and invalid_grant (400) in RFC 6749's. */
+ * Run:ai dialect and invalid_grant (400) in RFC 6749's. RFC 6749 §5.2 has no
+ * code for "throttled": a throttled attempt answers the code a wrong
+ * credential of its kind would (invalid_grant for a user's password,
+ * invalid_client for an application's or a client's secret) with 429. */
 static const struct {
     int status;
     const char *oauth;
@@ -34,7 +37,8 @@ static const struct {
     [RT_ERR_REDIRECT_MISMATCH] = {400, "invalid_grant", 400,
                                   "redirect_mismatch"},
     [RT_ERR_CLIENT_MISMATCH] = {400, "invalid_grant", 400, "client_mismatch"},
-    [RT_ERR_THROTTLED] = {429, "slow_down", 429, "throttled"},
+    [RT_ERR_THROTTLED] = {429, "invalid_grant", 429, "throttled"},
+    [RT_ERR_THROTTLED_CLIENT] = {429, "invalid_client", 429, "throttled"},
     [RT_ERR_STORE_DOWN] = {503, "temporarily_unavailable", 503,
                            "store_unavailable"},
     [RT_ERR_INTERNAL] = {500, "server_error", 500, "error"},

@@ -147,27 +147,32 @@ rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
                                      const char *secret, rt_error_kind denied,
                                      const char *message)
 {
-    int counted;
-    apr_int64_t wait = rt_throttle_check(c->r, c->dc, user, &counted);
+    /* Users, applications and clients count apart; a client is an
+     * application authenticating as one (denied is then RT_ERR_BAD_CLIENT). */
+    rt_throttle_space space = !app                          ? RT_THROTTLE_USER
+                              : denied == RT_ERR_BAD_CLIENT ? RT_THROTTLE_CLIENT
+                                                            : RT_THROTTLE_APP;
+    rt_throttle *t;
+    apr_int64_t wait = rt_throttle_reserve(c->r, c->dc, space, user, &t);
 
     if (wait > 0) {
-        return rt_throttle_error(c->r, wait);
+        return rt_throttle_error(c->r, space, wait);
     }
+    /* The attempt is counted: whatever the concurrency, no more attempts
+     * reach the providers than the throttle admits. */
     switch (
         app ? rt_authn_check_app(c->r, c->dc, user, secret)
             : rt_authn_check(c->r, c->dc->password_providers, user, secret)) {
     case AUTH_GRANTED:
-        break;
+        rt_throttle_settle(c->r, t, RT_THROTTLE_GRANTED);
+        return NULL;
     case AUTH_DENIED:
-        rt_throttle_failed(c->r, c->dc, user);
+        rt_throttle_settle(c->r, t, RT_THROTTLE_FAILED);
         return fail(c, denied, message);
     default:
+        rt_throttle_settle(c->r, t, RT_THROTTLE_UNANSWERED);
         return fail(c, RT_ERR_INTERNAL, "internal error");
     }
-    if (counted) {
-        rt_throttle_succeeded(c->r, c->dc, user);
-    }
-    return NULL;
 }
 
 /* Credentials (an app's secret when app is set, else a user's password),

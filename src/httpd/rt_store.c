@@ -7,6 +7,7 @@
 #include "util_mutex.h"
 #include <apr_strings.h>
 #include <apr_global_mutex.h>
+#include <apr_general.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -16,6 +17,7 @@ APLOG_USE_MODULE(runai_token);
 #define STORE_ATTEMPTS 4
 #define DEFAULT_PROVIDER "shmcb"
 #define DEFAULT_SHMCB_ARGS "runai-token-cache(16777216)"
+#define LOCAL_SHMCB_ARGS "runai-token-local(2097152)"
 
 /* One store for the whole server, as mod_authn_socache keeps its cache. */
 static const ap_socache_provider_t *provider;
@@ -23,6 +25,14 @@ static ap_socache_instance_t *instance;
 static const char *provider_name;
 static apr_global_mutex_t *mutex;
 static int is_dbm;
+/* Other hosts may share it; this host's id for this generation. */
+static int shared;
+static const char *host_id = "";
+/* Beside a shared store, a shmcb of this host's own for the records only
+ * this host uses (rt_store_step.local); NULL without mod_socache_shmcb,
+ * and those records then go to the store under keys naming this host. */
+static const ap_socache_provider_t *local_provider;
+static ap_socache_instance_t *local_instance;
 /* No store at all: nothing in the configuration creates sessions, codes
  * or throttle counters, so reads find nothing and nothing is written. */
 static int unused;
@@ -65,6 +75,10 @@ int rt_store_pre_config(apr_pool_t *pconf)
     mutex = NULL;
     is_dbm = 0;
     unused = 0;
+    shared = 0;
+    host_id = "";
+    local_provider = NULL;
+    local_instance = NULL;
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -82,6 +96,71 @@ static apr_status_t store_cleanup(void *data)
     }
     instance = NULL;
     return APR_SUCCESS;
+}
+
+static apr_status_t local_cleanup(void *data)
+{
+    if (local_provider != NULL && local_instance != NULL) {
+        local_provider->destroy(local_instance, data);
+    }
+    local_instance = NULL;
+    return APR_SUCCESS;
+}
+
+/* The host-local shmcb beside a shared store; without mod_socache_shmcb
+ * there is none (not an error). */
+static int make_local(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    struct ap_socache_hints hints = {64, 256, 86400 * APR_USEC_PER_SEC};
+    const char *err;
+    apr_status_t rv;
+
+    local_provider =
+        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
+                           AP_SOCACHE_PROVIDER_VERSION);
+    if (local_provider == NULL) {
+        return OK;
+    }
+    err =
+        local_provider->create(&local_instance, LOCAL_SHMCB_ARGS, ptemp, pconf);
+    if (err != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RunaiTokenCache: the host-local shmcb: %s", err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = local_provider->init(local_instance, "runai-token-local", &hints, s,
+                              pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot initialise the host-local "
+                     "shmcb");
+        local_instance = NULL;
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    apr_pool_cleanup_register(pconf, s, local_cleanup, apr_pool_cleanup_null);
+    return OK;
+}
+
+/* Beside a shared store without a shmcb of this host, the records of this
+ * host's own carry the host id in their keys: a new generation starts with
+ * none. */
+static int make_host_id(apr_pool_t *pconf, server_rec *s)
+{
+    unsigned char raw[8];
+    char *hex = apr_palloc(pconf, 2 * sizeof(raw) + 1);
+    apr_status_t rv = apr_generate_random_bytes(raw, sizeof(raw));
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot make a host id");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (size_t i = 0; i < sizeof(raw); i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    }
+    host_id = hex;
+    shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
+    return OK;
 }
 
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -134,7 +213,10 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
-    return OK;
+    if (make_host_id(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return shared ? make_local(pconf, ptemp, s) : OK;
 }
 
 void rt_store_child_init(apr_pool_t *p, server_rec *s)
@@ -151,6 +233,17 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
                      "cannot attach the %s mutex in a child", MUTEX_TYPE);
     }
 }
+
+int rt_store_shared(void)
+{
+    return shared;
+}
+
+/* The cache of a step: the host-local shmcb for a local one where there
+ * is one. */
+#define PROVIDER(local) ((local) && local_instance ? local_provider : provider)
+#define INSTANCE(local) ((local) && local_instance ? local_instance : instance)
+#define IS_DBM(local) (is_dbm && !((local) && local_instance))
 
 static int needs_lock(void)
 {
@@ -200,21 +293,23 @@ static rt_store_status encode(request_rec *r, apr_int64_t exp,
     return RT_STORE_OK;
 }
 
-static rt_store_status raw_put(request_rec *r, const unsigned char *key,
-                               apr_int64_t exp, const char *val, apr_size_t len)
+static rt_store_status raw_put(request_rec *r, int local,
+                               const unsigned char *key, apr_int64_t exp,
+                               const char *val, apr_size_t len)
 {
     apr_status_t rv;
 
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
-        rv = provider->store(instance, r->server, key, RT_REC_KEY_LEN,
-                             apr_time_from_sec(exp), (unsigned char *)val,
-                             (unsigned int)len, r->pool);
+        rv = PROVIDER(local)->store(INSTANCE(local), r->server, key,
+                                    RT_REC_KEY_LEN, apr_time_from_sec(exp),
+                                    (unsigned char *)val, (unsigned int)len,
+                                    r->pool);
         if (rv == APR_SUCCESS || rv == APR_ENOSPC) {
             break;
         }
     }
     if (rv != APR_SUCCESS) {
-        if (rv == APR_ENOSPC && is_dbm) {
+        if (rv == APR_ENOSPC && IS_DBM(local)) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "session record of %u bytes is too large for the "
                           "dbm store (about 950 bytes at most): use shmcb, "
@@ -245,7 +340,7 @@ static rt_store_status confirm_miss(request_rec *r)
     st = encode(r, apr_time_sec(r->request_time) + 60, empty, &val, &len);
     json_decref(empty);
     if (st == RT_STORE_OK) {
-        st = raw_put(r, key, apr_time_sec(r->request_time) + 60, val, len);
+        st = raw_put(r, 0, key, apr_time_sec(r->request_time) + 60, val, len);
     }
     return st == RT_STORE_OK ? RT_STORE_NOTFOUND : RT_STORE_DOWN;
 }
@@ -256,23 +351,24 @@ typedef struct {
     unsigned int len;
 } raw_rec;
 
-static rt_store_status raw_get(request_rec *r, const unsigned char *key,
-                               raw_rec *out)
+static rt_store_status raw_get(request_rec *r, int local,
+                               const unsigned char *key, raw_rec *out)
 {
     apr_status_t rv = APR_EGENERAL;
 
     out->buf = apr_palloc(r->pool, RT_REC_MAX);
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         out->len = RT_REC_MAX;
-        rv = provider->retrieve(instance, r->server, key, RT_REC_KEY_LEN,
-                                out->buf, &out->len, r->pool);
+        rv = PROVIDER(local)->retrieve(INSTANCE(local), r->server, key,
+                                       RT_REC_KEY_LEN, out->buf, &out->len,
+                                       r->pool);
         if (rv == APR_SUCCESS || rv == APR_NOTFOUND) {
             break;
         }
     }
 
     /* mod_socache_dbm answers a missing key with APR_EGENERAL. */
-    if (rv == APR_NOTFOUND || (rv == APR_EGENERAL && is_dbm)) {
+    if (rv == APR_NOTFOUND || (rv == APR_EGENERAL && IS_DBM(local))) {
         return RT_STORE_NOTFOUND;
     }
     if (rv != APR_SUCCESS) {
@@ -295,10 +391,11 @@ static rt_store_status decode(request_rec *r, rt_store_status st,
     return *data ? RT_STORE_OK : RT_STORE_NOTFOUND;
 }
 
-static rt_store_status raw_remove(request_rec *r, const unsigned char *key)
+static rt_store_status raw_remove(request_rec *r, int local,
+                                  const unsigned char *key)
 {
-    apr_status_t rv =
-        provider->remove(instance, r->server, key, RT_REC_KEY_LEN, r->pool);
+    apr_status_t rv = PROVIDER(local)->remove(INSTANCE(local), r->server, key,
+                                              RT_REC_KEY_LEN, r->pool);
 
     if (rv == APR_NOTFOUND) {
         return RT_STORE_NOTFOUND;
@@ -318,7 +415,7 @@ static rt_store_status update(request_rec *r, const unsigned char *key,
     raw_rec got;
     json_t *old = NULL, *new;
     apr_int64_t exp = 0;
-    rt_store_status st = decode(r, raw_get(r, key, &got), &got, &old);
+    rt_store_status st = decode(r, raw_get(r, t->local, key, &got), &got, &old);
 
     if (st == RT_STORE_DOWN) {
         return st;
@@ -331,7 +428,7 @@ static rt_store_status update(request_rec *r, const unsigned char *key,
 
         st = encode(r, exp, new, &val, &len);
         if (st == RT_STORE_OK) {
-            st = raw_put(r, key, exp, val, len);
+            st = raw_put(r, t->local, key, exp, val, len);
         }
     }
     json_decref(new);
@@ -347,19 +444,19 @@ static rt_store_status run(request_rec *r, const unsigned char *key,
 
     switch (t->op) {
     case RT_STORE_GET:
-        return raw_get(r, key, got);
+        return raw_get(r, t->local, key, got);
     case RT_STORE_PUT:
-        return raw_put(r, key, t->exp, val, len);
+        return raw_put(r, t->local, key, t->exp, val, len);
     case RT_STORE_REMOVE:
-        return raw_remove(r, key);
+        return raw_remove(r, t->local, key);
     case RT_STORE_UPDATE:
         return update(r, key, t);
     case RT_STORE_TAKE:
         /* Under the mutex, get+remove is one step on this host; across
          * hosts only the request whose remove succeeds holds the record. */
-        st = raw_get(r, key, got);
+        st = raw_get(r, t->local, key, got);
         if (st == RT_STORE_OK) {
-            st = raw_remove(r, key);
+            st = raw_remove(r, t->local, key);
         }
         return st == RT_STORE_NOTFOUND ? confirm_miss(r) : st;
     }
@@ -379,15 +476,20 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
      * updates always hold it: read and write must be one step. */
     for (i = 0; i < n; i++) {
         rt_store_step *t = &steps[i];
+        /* A record of this host's own kept in a shared store: its key
+         * names this host. */
+        const char *m =
+            t->local && shared && local_instance == NULL
+                ? apr_pstrcat(r->pool, "host ", host_id, " ", t->material, NULL)
+                : t->material;
 
         t->st = RT_STORE_DOWN;
         t->got = NULL;
-        locked = locked || t->op == RT_STORE_TAKE || t->op == RT_STORE_UPDATE;
-        ready =
-            ready &&
-            rt_record_key(keys[i], t->kind, t->material, strlen(t->material)) &&
-            (t->op != RT_STORE_PUT ||
-             encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
+        locked = locked || t->local || t->op == RT_STORE_TAKE ||
+                 t->op == RT_STORE_UPDATE;
+        ready = ready && rt_record_key(keys[i], t->kind, m, strlen(m)) &&
+                (t->op != RT_STORE_PUT ||
+                 encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
     }
     if (unused) {
         for (i = 0; i < n; i++) {

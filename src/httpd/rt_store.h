@@ -1,6 +1,7 @@
 /* The session store: one mod_socache instance for the whole server, a
  * global mutex ("Mutex runai-token ...") for read-modify-write on one host,
- * and the store's own remove as the claim across hosts. */
+ * and the store's own remove as the claim across hosts. Beside a store
+ * other hosts share, a shmcb of this host for its own records (local). */
 #ifndef RT_STORE_H
 #define RT_STORE_H
 
@@ -20,6 +21,11 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg);
 int rt_store_pre_config(apr_pool_t *pconf);
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void rt_store_child_init(apr_pool_t *p, server_rec *s);
+
+/* 1 when other hosts may share the store (redis, memcache: any provider but
+ * shmcb and dbm), whose read-modify-write the global mutex then serialises
+ * on this host only. */
+int rt_store_shared(void);
 
 /* Read-modify-write under the global mutex: fn gets the current data (NULL
  * when absent) and returns the new data and its expiry, or NULL to leave
@@ -45,7 +51,12 @@ typedef struct {
     rt_store_update_fn fn;
     void *baton;
     int stop_if_found; /* GET: the steps after it run only on a miss */
-    json_t *got;       /* GET, TAKE: the record read, owned by r->pool */
+    /* The record is this host's own, read and written by this host only,
+     * always under the mutex: beside a shared store it is kept in a shmcb
+     * of this host (mod_socache_shmcb loaded), else in the store under a
+     * key naming this host (a random id made for each generation). */
+    int local;
+    json_t *got; /* GET, TAKE: the record read, owned by r->pool */
     rt_store_status st;
 } rt_store_step;
 

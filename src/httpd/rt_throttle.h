@@ -1,5 +1,7 @@
-/* RunaiTokenThrottle: failed-credential counters per principal and per
- * remote address, kept in the session store. */
+/* RunaiTokenThrottle: counters of attempts and failed credentials, kept in
+ * the session store. An attempt is reserved before any provider is asked
+ * and settled with its outcome. The policy and its numbers are in
+ * docs/operations.md ("Throttling"). */
 #ifndef RT_THROTTLE_H
 #define RT_THROTTLE_H
 
@@ -7,22 +9,45 @@
 #include "rt_store.h"
 #include "rt_error.h"
 
-/* 0 when principal may try now, else the seconds to wait (logged as one
- * line a tool like fail2ban can match). A store that does not answer
- * throttles nothing. */
-apr_int64_t rt_throttle_check(request_rec *r, const rt_dir_conf *dc,
-                              const char *principal, int *counted);
+/* Whose credential is checked: each has counters of its own, so that a
+ * user named like a client is not refused for the client's failures. */
+typedef enum {
+    RT_THROTTLE_USER,   /* a user's password */
+    RT_THROTTLE_APP,    /* an application's secret (app_token) */
+    RT_THROTTLE_CLIENT, /* a client's secret (OAuth client authentication) */
+} rt_throttle_space;
 
-/* The 429 answer for a wait of the given seconds, with Retry-After. */
-rt_error *rt_throttle_error(request_rec *r, apr_int64_t wait);
+/* One reserved attempt. */
+typedef struct rt_throttle rt_throttle;
 
-/* Counts one wrong credential for principal and for the remote address. */
-void rt_throttle_failed(request_rec *r, const rt_dir_conf *dc,
-                        const char *principal);
+typedef enum {
+    RT_THROTTLE_FAILED,    /* the credential was wrong (or unknown) */
+    RT_THROTTLE_GRANTED,   /* it was right */
+    RT_THROTTLE_UNANSWERED /* the provider failed: nothing was learnt */
+} rt_throttle_outcome;
 
-/* A success clears the principal's count (call it when check said
- * counted). */
-void rt_throttle_succeeded(request_rec *r, const rt_dir_conf *dc,
-                           const char *principal);
+/* Reserves one attempt of principal (compared in its canonical form:
+ * trimmed, case-folded) from the remote address, counted in one
+ * read-modify-write under the store's mutex. Returns 0 when it may be
+ * checked now (*t is then the reservation to settle; NULL when nothing was
+ * reserved: throttling off, or the store did not answer), else the seconds
+ * to wait, logged as one warn line a tool like fail2ban can match. While
+ * attempts in flight could still reach the limit, it waits (at most a few
+ * seconds) for their outcome. */
+apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
+                                rt_throttle_space space, const char *principal,
+                                rt_throttle **t);
+
+/* Settles a reservation (NULL: nothing to do) with its outcome: a failure
+ * counts for the principal from this address, for the principal and for
+ * the address; a success clears the principal's failures from this
+ * address. */
+void rt_throttle_settle(request_rec *r, rt_throttle *t,
+                        rt_throttle_outcome outcome);
+
+/* The 429 answer for a wait of the given seconds, with Retry-After: its
+ * OAuth code is the one a wrong credential of that space answers. */
+rt_error *rt_throttle_error(request_rec *r, rt_throttle_space space,
+                            apr_int64_t wait);
 
 #endif

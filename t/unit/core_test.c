@@ -935,6 +935,26 @@ static void remove_tmpdir(void)
     rmdir(tmpdir);
 }
 
+/* A throttled attempt answers 429 in both dialects, and in the OAuth one an
+ * RFC 6749 §5.2 code (slow_down is not one): the code a wrong credential of
+ * its kind answers. */
+static void test_throttled_kinds(void)
+{
+    rt_error *u = rt_error_make(pool, RT_ERR_THROTTLED, "m", NULL);
+    rt_error *c = rt_error_make(pool, RT_ERR_THROTTLED_CLIENT, "m", NULL);
+    int su, sc;
+
+    ok(strcmp(rt_error_oauth(u, &su), "invalid_grant") == 0 && su == 429 &&
+           rt_error_status(u) == 429 &&
+           strcmp(rt_error_log_word(u), "throttled") == 0,
+       "errors: a throttled user is 429 invalid_grant, logged as throttled");
+    ok(strcmp(rt_error_oauth(c, &sc), "invalid_client") == 0 && sc == 429 &&
+           rt_error_status(c) == 429 &&
+           strcmp(rt_error_log_word(c), "throttled") == 0,
+       "errors: a throttled client or application is 429 invalid_client, "
+       "logged as throttled");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -964,6 +984,7 @@ int main(void)
     test_authreq();
     test_error_kinds();
     test_verify_iat();
+    test_throttled_kinds();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
