@@ -142,6 +142,21 @@ sub warned {
     clear('app-md5');
 }
 
+# --- a secret the app cache holds as verified is refused all the same -------------------------
+{
+    is(app($thr, 'app-bcrypt', $s->{apps}{'app-bcrypt'}, 9)->code, 200,
+       'app-bcrypt: the right secret, now in the app cache of this host');
+    for my $i (1 .. 3) {
+        check_error(app($thr, 'app-bcrypt', $wrong, 9), 401, qr/^invalid credentials$/,
+                    "app-bcrypt wrong secret $i");
+    }
+    throttled(app($thr, 'app-bcrypt', $s->{apps}{'app-bcrypt'}, 9),
+              'app-bcrypt: the cached right secret after 3 wrong ones, same address', 30);
+    is(app($thr, 'app-bcrypt', $s->{apps}{'app-bcrypt'}, 10)->code, 200,
+       'app-bcrypt: the cached right secret from another address: granted');
+    clear('app-bcrypt');
+}
+
 # --- RunaiTokenThrottle off ---------------------------------------------------------------------------
 {
     clear('bob');

@@ -213,6 +213,24 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
     return res;
 }
 
+int rt_credcache_peek(rt_credcache *c, const char *scope, const char *id,
+                      const char *secret, apr_int64_t now, apr_int64_t max_age)
+{
+    unsigned char tag[RT_SHA256_LEN];
+    slot *s;
+    int live;
+
+    if (c == NULL || !make_tag(c, scope, id, secret, tag)) {
+        return 0;
+    }
+    s = slot_for(c, tag);
+    lock(c);
+    live = CRYPTO_memcmp(s->tag, tag, RT_SHA256_LEN) == 0 &&
+           ends_for(s, max_age) > now;
+    unlock(c);
+    return live;
+}
+
 /* Ends a check of (scope, id, secret), dropping its entry when drop is
  * set. */
 static void end_check(rt_credcache *c, const char *scope, const char *id,

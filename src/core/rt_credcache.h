@@ -39,6 +39,11 @@ rt_credcache_result rt_credcache_hit(rt_credcache *c, const char *scope,
                                      const char *id, const char *secret,
                                      apr_int64_t now, apr_int64_t max_age);
 
+/* Whether (scope, id, secret) has a live entry for a caller whose TTL is
+ * max_age, without starting or waiting for a check: a look, nothing else. */
+int rt_credcache_peek(rt_credcache *c, const char *scope, const char *id,
+                      const char *secret, apr_int64_t now, apr_int64_t max_age);
+
 /* Remembers a successful verification made at now until the epoch second
  * until: an entry is never extended without a new verification. */
 void rt_credcache_put(rt_credcache *c, const char *scope, const char *id,

@@ -193,6 +193,15 @@ void rt_authn_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
+int rt_authn_app_verified(request_rec *r, const rt_dir_conf *dc, const char *id,
+                          const char *secret)
+{
+    apr_int64_t ttl = rt_config_app_cache(dc);
+
+    return ttl > 0 && rt_credcache_peek(cache, scope_of(r, dc), id, secret,
+                                        apr_time_sec(r->request_time), ttl);
+}
+
 authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
                                 const char *id, const char *secret)
 {

@@ -17,6 +17,12 @@ authn_status rt_authn_check(request_rec *r, const apr_array_header_t *providers,
 authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
                                 const char *id, const char *secret);
 
+/* Whether (id, secret) is an application secret the providers verified
+ * within RunaiTokenAppCache: rt_authn_check_app will then grant it without
+ * asking them. A look only. */
+int rt_authn_app_verified(request_rec *r, const rt_dir_conf *dc, const char *id,
+                          const char *secret);
+
 /* Whether the application providers of dc know id (then they hold a
  * secret for it): asked with a random password, so a known id costs one
  * password comparison; a provider error counts as known. The answer is

@@ -153,7 +153,11 @@ rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
                               : denied == RT_ERR_BAD_CLIENT ? RT_THROTTLE_CLIENT
                                                             : RT_THROTTLE_APP;
     rt_throttle *t;
-    apr_int64_t wait = rt_throttle_reserve(c->r, c->dc, space, user, &t);
+    /* A secret the app cache holds as verified is no guess: the throttle
+     * only looks at the failures on record, and writes nothing. */
+    apr_int64_t wait = rt_throttle_reserve(
+        c->r, c->dc, space, user,
+        app && rt_authn_app_verified(c->r, c->dc, user, secret), &t);
 
     if (wait > 0) {
         return rt_throttle_error(c->r, space, wait);

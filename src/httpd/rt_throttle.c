@@ -237,6 +237,7 @@ struct rt_throttle {
     verdict v;
     apr_int64_t wait;  /* REFUSE: seconds left in the refusing window */
     apr_int64_t until; /* the window of PAIR_OWN the attempt is in */
+    int verified;      /* no provider is asked: nothing is put in flight */
 };
 
 typedef struct {
@@ -322,6 +323,11 @@ static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
     if (t->v == REFUSE) {
         return NULL;
     }
+    /* A verified credential is no guess: it takes no place in flight and
+     * need not wait for the attempts there. */
+    if (t->verified) {
+        return NULL;
+    }
     /* Were all attempts in flight here to fail, would they reach a limit?
      * Then their outcome decides. */
     if (own.f + own.p >= t->limit || sh->f + own.p >= t->limit ||
@@ -346,7 +352,8 @@ static json_t *settle_step(request_rec *r, json_t *old, void *baton,
     int changed = 0;
 
     (void)r;
-    if (b->which == PAIR_OWN && c.until == t->until && c.p > 0) {
+    if (b->which == PAIR_OWN && !t->verified && c.until == t->until &&
+        c.p > 0) {
         c.p--;
         changed = 1;
     }
@@ -414,7 +421,7 @@ static void log_refusal(request_rec *r, const rt_throttle *t, apr_int64_t wait)
 
 apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
                                 rt_throttle_space space, const char *principal,
-                                rt_throttle **res)
+                                int verified, rt_throttle **res)
 {
     int seconds, limit = rt_config_throttle(dc, &seconds);
     int which[RECORDS], n = 0;
@@ -429,6 +436,7 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
     }
     t = apr_pcalloc(r->pool, sizeof(*t));
     t->principal = principal;
+    t->verified = verified;
     t->limit = limit;
     t->seconds = seconds;
     t->shared = rt_store_shared();
@@ -486,6 +494,12 @@ void rt_throttle_settle(request_rec *r, rt_throttle *t,
     int n;
 
     if (t == NULL) {
+        return;
+    }
+    /* A verified attempt put nothing in flight: a success has only the
+     * pair's failures to clear, and none were seen. */
+    if (t->verified && outcome == RT_THROTTLE_GRANTED &&
+        t->seen[PAIR_OWN].f == 0 && t->seen[PAIR_SHARED].f == 0) {
         return;
     }
     t->now = now_sec();

@@ -28,15 +28,18 @@ typedef enum {
 
 /* Reserves one attempt of principal (compared in its canonical form:
  * trimmed, case-folded) from the remote address, counted in one
- * read-modify-write under the store's mutex. Returns 0 when it may be
- * checked now (*t is then the reservation to settle; NULL when nothing was
- * reserved: throttling off, or the store did not answer), else the seconds
- * to wait, logged as one warn line a tool like fail2ban can match. While
- * attempts in flight could still reach the limit, it waits (at most a few
+ * read-modify-write under the store's mutex. With verified set (the
+ * credential is one the providers verified, and will not be asked about
+ * again) only the failures on record can refuse it: nothing is put in
+ * flight, and a success with no failures to clear writes nothing. Returns 0
+ * when it may be checked now (*t is then the reservation to settle; NULL when
+ * nothing was reserved: throttling off, or the store did not answer), else the
+ * seconds to wait, logged as one warn line a tool like fail2ban can match.
+ * While attempts in flight could still reach the limit, it waits (at most a few
  * seconds) for their outcome. */
 apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
                                 rt_throttle_space space, const char *principal,
-                                rt_throttle **t);
+                                int verified, rt_throttle **t);
 
 /* Settles a reservation (NULL: nothing to do) with its outcome: a failure
  * counts for the principal from this address, for the principal and for
