@@ -617,7 +617,7 @@ class Mix:
         self.token("throttled 429", 429, "throttle.test",
                    {"grantType": "password", "username": user, "password": s["wrong"]},
                    client=cl)
-        self.oauth_via(cl, "throttled slow_down", 429, "throttle.test",
+        self.oauth_via(cl, "throttled form dialect", 429, "throttle.test",
                        [("grant_type", "password"), ("username", user), ("password", "x")])
         app = f"app-{rnd_id}"
         for i in range(3):
