@@ -159,7 +159,6 @@ static int make_host_id(apr_pool_t *pconf, server_rec *s)
         apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     }
     host_id = hex;
-    shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
     return OK;
 }
 
@@ -213,10 +212,13 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
-    if (make_host_id(pconf, s) != OK) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+    /* shmcb and dbm live on this host; redis and memcache may be shared. */
+    shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
+    if (!shared) {
+        return OK;
     }
-    return shared ? make_local(pconf, ptemp, s) : OK;
+    return make_host_id(pconf, s) == OK ? make_local(pconf, ptemp, s)
+                                        : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 void rt_store_child_init(apr_pool_t *p, server_rec *s)
