@@ -51,15 +51,7 @@ sub app_call {
 }
 
 # Removes the app from the file the provider reads.
-sub revoke {
-    my $file = shift;
-    open my $in, '<', $file or die "$file: $!";
-    my @keep = grep { !/^\Q$app\E:/ } <$in>;
-    close $in;
-    open my $out, '>', $file or die "$file: $!";
-    print $out @keep;
-    close $out or die "$file: $!";
-}
+sub revoke { htpasswd_remove($_[0], $app) }
 
 {
     my($h, $file) = host('cache3', 3);

@@ -32,26 +32,10 @@ my @logs;
 # An htpasswd file with the given users (bcrypt).
 sub htfile {
     my($name, %users) = @_;
-    my $file = catfile($dir, $name);
-    my $create = '-c';
-    for my $user (sort keys %users) {
-        system($htpasswd, '-bB', ($create ? $create : ()), $file, $user, $users{$user}) == 0
-            or die "htpasswd $file $user failed";
-        $create = undef;
-    }
-    chmod 0644, $file;
-    return $file;
+    return htpasswd_file(catfile($dir, $name), %users);
 }
 
-sub without_app {
-    my $file = shift;
-    open my $in, '<', $file or die "$file: $!";
-    my @keep = grep { !/^\Q$app\E:/ } <$in>;
-    close $in;
-    open my $out, '>', $file or die "$file: $!";
-    print $out @keep;
-    close $out or die "$file: $!";
-}
+sub without_app { htpasswd_remove($_[0], $app) }
 
 # apps-b never holds svc; each case below makes the files that do.
 my $apps_b = htfile('apps-b', 'other' => 'other-secret-2');

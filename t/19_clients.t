@@ -27,14 +27,8 @@ my $password = 'pw-' . rand();
 note_secret($_, $secret{$_}) for keys %secret;
 note_secret('password', $password);
 
-sub htpasswd {
-    my($file, $user, $pw) = @_;
-    system("htpasswd -bB " . (-e $file ? '' : '-c ') . "'$file' '$user' '$pw' >/dev/null 2>&1") == 0
-        or die "htpasswd $file $user failed";
-    chmod 0644, $file;
-}
-htpasswd("$dir/apps", $_, $secret{$_}) for sort keys %secret;
-htpasswd("$dir/users", 'dana', $password);
+htpasswd_file("$dir/apps", %secret);
+htpasswd_file("$dir/users", dana => $password);
 
 sub site {
     my $extra = shift // '';

@@ -37,7 +37,7 @@ our @EXPORT = qw(
   slurp log_tail logs_clean pkce_pair wait_until reap
   post_json_to token_call password_login refresh_call authorize_call
   code_of exchange_call reply_of tokens_ok note_secret noted_secrets assert_logs_clean
-  load_secrets
+  load_secrets htpasswd_file htpasswd_remove
 );
 
 my $OWNER = $$;                 # END only acts in the process that started things
@@ -823,6 +823,32 @@ sub logs_clean {
         push @found, $s if index($text, $bytes) >= 0;
     }
     return @found;
+}
+
+# htpasswd_file(PATH, USER => PASSWORD, ...): a new htpasswd file of bcrypt
+# entries, readable by httpd's children; returns PATH.
+sub htpasswd_file {
+    my($file, %users) = @_;
+    my $htpasswd = find_binary('htpasswd', 'apache2-utils');
+    my $create = 1;
+    for my $user (sort keys %users) {
+        system("'$htpasswd' -bB " . ($create ? '-c ' : '') . "'$file' '$user' '$users{$user}' >/dev/null 2>&1") == 0
+            or die "htpasswd $file $user failed\n";
+        $create = 0;
+    }
+    chmod 0644, $file;
+    return $file;
+}
+
+# htpasswd_remove(PATH, USER): USER's line taken out of an htpasswd file.
+sub htpasswd_remove {
+    my($file, $user) = @_;
+    open my $in, '<', $file or die "$file: $!";
+    my @keep = grep { !/^\Q$user\E:/ } <$in>;
+    close $in;
+    open my $out, '>', $file or die "$file: $!";
+    print $out @keep;
+    close $out or die "$file: $!";
 }
 
 1;
