@@ -238,10 +238,11 @@ RunaiTokenSigningKey keys/signing.pem
 # password grant must name a registered client (or be left out).
 #   cli, runai-cli  the Run:ai CLI and Keycloak-era scripts (password grant)
 #   demo-web        a web application that sends users to /api/v1/authorize
+#                   with a PKCE challenge (pkce: codes only with one)
 #                   and redeems the code (exchange_token)
-RunaiTokenClient cli
-RunaiTokenClient runai-cli
-RunaiTokenClient demo-web $redirect_uri
+RunaiTokenClient cli public
+RunaiTokenClient runai-cli public
+RunaiTokenClient demo-web public pkce $redirect_uri
 
 # Users for the password grant live in their own file, behind an alias
 # (defined before it is used).
