@@ -16,10 +16,10 @@
 #include "util_script.h"
 
 #include "rt_authn.h"
-#include "rt_json.h"
 #include "rt_authorize.h"
 #include "rt_config.h"
 #include "rt_form.h"
+#include "rt_json.h"
 #include "rt_grant.h"
 #include "rt_guard.h"
 #include "rt_oauth.h"
@@ -142,7 +142,8 @@ static const command_rec rt_directives[] = {
                   "default 10"),
     AP_INIT_TAKE1("RunaiTokenLeeway", rt_config_set_leeway, NULL,
                   RSRC_CONF | ACCESS_CONF,
-                  "Clock skew allowed on exp and nbf, in seconds; default 30"),
+                  "Clock skew allowed on exp, nbf and iat, in seconds; default "
+                  "30"),
     AP_INIT_TAKE1("RunaiTokenUserClaim", rt_config_set_name,
                   (void *)APR_OFFSETOF(rt_dir_conf, user_claim),
                   RSRC_CONF | ACCESS_CONF,
