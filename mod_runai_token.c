@@ -24,6 +24,7 @@
 #include "rt_guard.h"
 #include "rt_oauth.h"
 #include "rt_store.h"
+#include "rt_throttle.h"
 #include "rt_http.h"
 #include "rt_request.h"
 #include "rt_util.h"
@@ -349,6 +350,7 @@ static void rt_register_hooks(apr_pool_t *p)
     ap_hook_post_config(rt_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_store_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_authn_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(rt_throttle_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rt_guard_register(p);
 }

@@ -1,7 +1,6 @@
 #include "rt_throttle.h"
 
 #include "http_log.h"
-#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <locale.h>
 #include <string.h>
@@ -36,21 +35,31 @@ static const char *const space_names[] = {"user", "app", "client"};
 
 /* --- the canonical form of a principal ------------------------------------ */
 
-/* C.UTF-8 for towlower_l and iswspace_l, made once per process; NULL
- * where the C library has none (then only ASCII is folded). */
+/* C.UTF-8 for towlower_l and iswspace_l, made in each child before it
+ * serves and freed with it; NULL where the C library has none (then only
+ * ASCII is folded). */
+static locale_t utf8_loc;
+
+static apr_status_t free_locale(void *data)
+{
+    (void)data;
+    if (utf8_loc != (locale_t)0) {
+        freelocale(utf8_loc);
+        utf8_loc = (locale_t)0;
+    }
+    return APR_SUCCESS;
+}
+
+void rt_throttle_child_init(apr_pool_t *p, server_rec *s)
+{
+    (void)s;
+    utf8_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+    apr_pool_cleanup_register(p, NULL, free_locale, apr_pool_cleanup_null);
+}
+
 static locale_t utf8_locale(void)
 {
-    static volatile void *loc;
-    void *l = apr_atomic_casptr(&loc, NULL, NULL);
-
-    if (l == NULL) {
-        l = (void *)newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-        if (l != NULL && apr_atomic_casptr(&loc, l, NULL) != NULL) {
-            freelocale((locale_t)l); /* another thread was first */
-            l = apr_atomic_casptr(&loc, NULL, NULL);
-        }
-    }
-    return (locale_t)l;
+    return utf8_loc;
 }
 
 /* A byte that does not start well-formed UTF-8 stays as it is. */

@@ -48,6 +48,9 @@ apr_int64_t rt_throttle_reserve(request_rec *r, const rt_dir_conf *dc,
 void rt_throttle_settle(request_rec *r, rt_throttle *t,
                         rt_throttle_outcome outcome);
 
+/* Makes this child's C.UTF-8 locale, which case-folds principals. */
+void rt_throttle_child_init(apr_pool_t *p, server_rec *s);
+
 /* The 429 answer for a wait of the given seconds, with Retry-After: its
  * OAuth code is the one a wrong credential of that space answers. */
 rt_error *rt_throttle_error(request_rec *r, rt_throttle_space space,
