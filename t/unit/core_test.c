@@ -27,6 +27,7 @@
 #include "rt_key.h"
 #include "rt_request.h"
 #include "rt_util.h"
+#include "rt_statefile.h"
 
 static int tests, failures;
 
@@ -955,6 +956,86 @@ static void test_throttled_kinds(void)
        "logged as throttled");
 }
 
+/* The state file of the default store: round trip, and every kind of
+ * damage refused before a record is handed out. */
+static int state_seen;
+static char state_last[64];
+
+static void state_record(void *baton, const unsigned char *key, apr_size_t klen,
+                         const unsigned char *val, apr_size_t vlen)
+{
+    (void)baton;
+    (void)key;
+    state_seen++;
+    apr_snprintf(state_last, sizeof(state_last), "%.*s/%.*s", (int)klen,
+                 (const char *)key, (int)vlen, (const char *)val);
+}
+
+static void test_statefile(void)
+{
+    rt_statefile *f = rt_statefile_begin(pool);
+    const unsigned char *buf, *sum;
+    unsigned char *copy;
+    apr_size_t len;
+    apr_int64_t exp = 0;
+    const char *rec = "{\"v\":1,\"exp\":1234,\"d\":{}}";
+
+    ok(rt_statefile_add(f, (const unsigned char *)"k1", 2,
+                        (const unsigned char *)"v1", 2) &&
+           rt_statefile_add(f, (const unsigned char *)"k2", 2,
+                            (const unsigned char *)"", 0),
+       "statefile: records added");
+    ok(!rt_statefile_add(f, (const unsigned char *)"", 0,
+                         (const unsigned char *)"v", 1),
+       "statefile: an empty key refused");
+    buf = rt_statefile_finish(f, &len, &sum);
+    ok(buf != NULL && rt_statefile_count(f) == 2 &&
+           sum == buf + len - RT_SHA256_LEN,
+       "statefile: finished with two records and a checksum at the end");
+    state_seen = 0;
+    ok(rt_statefile_parse(buf, len, state_record, NULL) == NULL &&
+           state_seen == 2 && strcmp(state_last, "k2/") == 0,
+       "statefile: round trip");
+    state_seen = 0;
+    ok(rt_statefile_parse(buf, len - 1, state_record, NULL) != NULL &&
+           state_seen == 0,
+       "statefile: truncated by one byte refused, no record handed out");
+    ok(rt_statefile_parse(buf, 10, state_record, NULL) != NULL &&
+           rt_statefile_parse(buf, 0, state_record, NULL) != NULL,
+       "statefile: cut inside the header refused");
+    copy = apr_pmemdup(pool, buf, len);
+    copy[len / 2] ^= 1;
+    ok(rt_statefile_parse(copy, len, state_record, NULL) != NULL &&
+           state_seen == 0,
+       "statefile: one flipped bit refused");
+    ok(rt_statefile_parse((const unsigned char *)"garbage garbage garbage "
+                                                 "garbage garbage garbage",
+                          47, state_record, NULL) != NULL,
+       "statefile: garbage refused");
+    {
+        /* A record count that claims more than the body holds, with a
+         * checksum that matches: refused by the walk, not trusted. */
+        rt_statefile *g = rt_statefile_begin(pool);
+        unsigned char *b2;
+        apr_size_t l2;
+
+        rt_statefile_add(g, (const unsigned char *)"k", 1,
+                         (const unsigned char *)"v", 1);
+        buf = rt_statefile_finish(g, &l2, &sum);
+        b2 = apr_pmemdup(pool, buf, l2);
+        b2[sizeof(RT_STATEFILE_MAGIC) - 1 + 3] = 9;
+        rt_crypto_sha256(b2, l2 - RT_SHA256_LEN, b2 + l2 - RT_SHA256_LEN);
+        ok(rt_statefile_parse(b2, l2, state_record, NULL) != NULL &&
+               state_seen == 0,
+           "statefile: a count beyond the records refused");
+    }
+    ok(rt_statefile_record_exp((const unsigned char *)rec, strlen(rec), &exp) &&
+           exp == 1234,
+       "statefile: the expiry of a store record read");
+    ok(!rt_statefile_record_exp((const unsigned char *)"{}", 2, &exp),
+       "statefile: a value without expiry has none");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -985,6 +1066,7 @@ int main(void)
     test_error_kinds();
     test_verify_iat();
     test_throttled_kinds();
+    test_statefile();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
