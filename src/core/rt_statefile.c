@@ -143,7 +143,7 @@ const char *rt_statefile_parse(const unsigned char *buf, apr_size_t len,
     body = len - RT_SHA256_LEN;
     if (!rt_crypto_sha256(buf, body, sum) ||
         memcmp(sum, buf + body, RT_SHA256_LEN) != 0) {
-        return "checksum mismatch (truncated or damaged)";
+        return "its checksum does not match: truncated or damaged";
     }
     err = walk(buf, body, NULL, NULL);
     return err != NULL ? err : walk(buf, body, fn, baton);

@@ -1,13 +1,23 @@
 #include "rt_store.h"
 #include "rt_config.h"
+#include "rt_crypto.h"
+#include "rt_statefile.h"
 
 #include "http_log.h"
+#include "http_main.h"
+#include "http_core.h"
+#include "ap_mpm.h"
 #include "ap_provider.h"
 #include "ap_socache.h"
+#include "mod_watchdog.h"
+#include "unixd.h"
 #include "util_mutex.h"
 #include <apr_strings.h>
 #include <apr_global_mutex.h>
 #include <apr_general.h>
+#include <apr_file_io.h>
+#include <apr_file_info.h>
+#include <unistd.h>
 
 APLOG_USE_MODULE(runai_token);
 
@@ -36,6 +46,23 @@ static ap_socache_instance_t *local_instance;
 /* No store at all: nothing in the configuration creates sessions, codes
  * or throttle counters, so reads find nothing and nothing is written. */
 static int unused;
+
+/* The state file of a shmcb store (RunaiTokenStateDir): loaded into the
+ * new store by the parent in post_config, written by one child every
+ * STATE_TICK when the records changed (a singleton watchdog of
+ * mod_watchdog) and by the parent when the generation ends (graceful,
+ * restart, stop), before the store is destroyed. */
+#define STATE_DEFAULT_DIR "runai-token"
+#define STATE_FILE "runai-token.state"
+#define STATE_TICK apr_time_from_sec(2)
+#define STATE_MAX_BYTES (256 * 1024 * 1024)
+static const char *state_dir_conf; /* NULL: the default; "": off */
+static const char *state_path;     /* NULL: no state file */
+static pid_t state_parent;
+static int state_child_ready;
+static int state_failing;
+static unsigned char state_last[RT_SHA256_LEN];
+static int state_have_last;
 
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -67,6 +94,35 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+const char *rt_store_set_state_dir(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    apr_finfo_t fi;
+
+    (void)dc;
+    if (err != NULL) {
+        return err;
+    }
+    if (strcasecmp(arg, "off") == 0) {
+        state_dir_conf = "";
+        return NULL;
+    }
+    state_dir_conf = *arg ? ap_server_root_relative(cmd->pool, arg) : NULL;
+    if (state_dir_conf == NULL) {
+        return apr_psprintf(cmd->pool,
+                            "%s: '%s' is not a directory path (or off)",
+                            cmd->cmd->name, arg);
+    }
+    if (apr_stat(&fi, state_dir_conf, APR_FINFO_TYPE, cmd->temp_pool) ==
+            APR_SUCCESS &&
+        fi.filetype != APR_DIR) {
+        state_dir_conf = NULL;
+        return apr_psprintf(cmd->pool, "%s: '%s' exists and is not a directory",
+                            cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
 int rt_store_pre_config(apr_pool_t *pconf)
 {
     /* Settings of an earlier generation are gone with its pool. */
@@ -79,6 +135,11 @@ int rt_store_pre_config(apr_pool_t *pconf)
     host_id = "";
     local_provider = NULL;
     local_instance = NULL;
+    state_dir_conf = NULL;
+    state_path = NULL;
+    state_child_ready = 0;
+    state_have_last = 0;
+    state_failing = 0;
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -162,6 +223,284 @@ static int make_host_id(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
+/* Loading a state file: each record that has not expired goes into the new
+ * store as it was, under its own expiry. */
+typedef struct {
+    server_rec *s;
+    apr_pool_t *p;
+    apr_int64_t now;
+    int loaded, expired, failed;
+} state_load_ctx;
+
+static void state_load_record(void *baton, const unsigned char *key,
+                              apr_size_t klen, const unsigned char *val,
+                              apr_size_t vlen)
+{
+    state_load_ctx *c = baton;
+    apr_int64_t exp = 0;
+
+    if (!rt_statefile_record_exp(val, vlen, &exp) || exp <= c->now) {
+        c->expired++;
+        return;
+    }
+    if (provider->store(instance, c->s, key, (unsigned int)klen,
+                        apr_time_from_sec(exp), (unsigned char *)val,
+                        (unsigned int)vlen, c->p) == APR_SUCCESS) {
+        c->loaded++;
+    } else {
+        c->failed++;
+    }
+}
+
+/* A state file that cannot be read whole or does not check is set aside
+ * (renamed, kept for a look) and the store starts empty: never a refusal
+ * to start. */
+static void state_load(apr_pool_t *ptemp, server_rec *s)
+{
+    state_load_ctx c = {s, ptemp, apr_time_sec(apr_time_now()), 0, 0, 0};
+    apr_file_t *f;
+    apr_finfo_t fi;
+    unsigned char *buf = NULL;
+    apr_size_t got = 0;
+    const char *err = NULL, *aside;
+    apr_status_t rv = apr_file_open(
+        &f, state_path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, ptemp);
+
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
+                     "RunaiTokenStateDir: no state file %s yet: the session "
+                     "store starts empty",
+                     state_path);
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        err = "cannot be opened";
+    } else {
+        rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+        if (rv != APR_SUCCESS || fi.filetype != APR_REG) {
+            err = "not a regular file";
+        } else if (fi.size > STATE_MAX_BYTES) {
+            err = "too large";
+        } else {
+            buf = apr_palloc(ptemp, (apr_size_t)fi.size + 1);
+            rv = apr_file_read_full(f, buf, (apr_size_t)fi.size, &got);
+            if (rv != APR_SUCCESS && !(APR_STATUS_IS_EOF(rv) && fi.size == 0)) {
+                err = "cannot be read";
+            }
+        }
+        apr_file_close(f);
+    }
+    if (err == NULL) {
+        err = rt_statefile_parse(buf, got, state_load_record, &c);
+    }
+    if (err != NULL) {
+        aside = apr_psprintf(ptemp, "%s.corrupt-%" APR_INT64_T_FMT, state_path,
+                             (apr_int64_t)apr_time_sec(apr_time_now()));
+        rv = apr_file_rename(state_path, aside, ptemp);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "RunaiTokenStateDir: the state file %s is unusable (%s): "
+                     "%s%s; the session store starts empty",
+                     state_path, err,
+                     rv == APR_SUCCESS ? "set aside as "
+                                       : "could not be set "
+                                         "aside as ",
+                     aside);
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                 "RunaiTokenStateDir: %d records restored from %s (%d expired, "
+                 "%d not stored)",
+                 c.loaded, state_path, c.expired, c.failed);
+}
+
+typedef struct {
+    rt_statefile *f;
+    int dropped;
+} state_snap_ctx;
+
+static apr_status_t state_snap_record(ap_socache_instance_t *inst,
+                                      server_rec *s, void *userctx,
+                                      const unsigned char *id,
+                                      unsigned int idlen,
+                                      const unsigned char *data,
+                                      unsigned int datalen, apr_pool_t *pool)
+{
+    state_snap_ctx *c = userctx;
+
+    (void)inst;
+    (void)s;
+    (void)pool;
+    if (!rt_statefile_add(c->f, id, idlen, data, datalen)) {
+        c->dropped++;
+    }
+    return APR_SUCCESS;
+}
+
+/* A snapshot of the store: its records copied under the mutex, the file
+ * written after it is released, to a temporary file renamed over the state
+ * file (a crash leaves the old one or the new one, never half of one). A
+ * snapshot equal to the last this process wrote is not written again,
+ * unless final (the parent, when the generation ends). */
+static void state_write(server_rec *s, apr_pool_t *p, int final)
+{
+    state_snap_ctx c = {rt_statefile_begin(p), 0};
+    const unsigned char *buf, *sum;
+    const char *tmp;
+    apr_file_t *f;
+    apr_size_t len;
+    apr_status_t rv;
+
+    rv = apr_global_mutex_lock(mutex);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "RunaiTokenStateDir: cannot lock the %s mutex",
+                     MUTEX_TYPE);
+        return;
+    }
+    rv = provider->iterate(instance, s, &c, state_snap_record, p);
+    apr_global_mutex_unlock(mutex);
+    buf = rv == APR_SUCCESS ? rt_statefile_finish(c.f, &len, &sum) : NULL;
+    if (buf == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "RunaiTokenStateDir: cannot read the store's records");
+        return;
+    }
+    if (!final && state_have_last &&
+        memcmp(sum, state_last, RT_SHA256_LEN) == 0) {
+        return;
+    }
+    tmp = apr_psprintf(p, "%s.%" APR_PID_T_FMT ".tmp", state_path, getpid());
+    apr_file_remove(tmp, p);
+    rv = apr_file_open(&f, tmp,
+                       APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
+                           APR_FOPEN_BINARY,
+                       APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_write_full(f, buf, len, NULL);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_sync(f);
+        }
+        apr_file_close(f);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_rename(tmp, state_path, p);
+        }
+        if (rv != APR_SUCCESS) {
+            apr_file_remove(tmp, p);
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        /* Once per run of failures, not once per tick. */
+        if (!state_failing || final) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         "RunaiTokenStateDir: cannot write %s (its directory "
+                         "must be writable by httpd's User)",
+                         tmp);
+        }
+        state_failing = 1;
+        return;
+    }
+    state_failing = 0;
+    memcpy(state_last, sum, RT_SHA256_LEN);
+    state_have_last = 1;
+    ap_log_error(APLOG_MARK, final ? APLOG_NOTICE : APLOG_DEBUG, 0, s,
+                 "RunaiTokenStateDir: %u records saved to %s%s",
+                 rt_statefile_count(c.f), state_path,
+                 c.dropped ? " (some too large to keep)" : "");
+}
+
+/* The parent, when its generation ends: graceful, restart and stop run it
+ * before the store is destroyed (registered after it, so run before it). */
+static apr_status_t state_final(void *data)
+{
+    apr_pool_t *p;
+
+    if (getpid() != state_parent || state_path == NULL || instance == NULL ||
+        mutex == NULL || apr_pool_create(&p, NULL) != APR_SUCCESS) {
+        return APR_SUCCESS;
+    }
+    state_write(data, p, 1);
+    apr_pool_destroy(p);
+    return APR_SUCCESS;
+}
+
+/* The singleton watchdog, in one child: a snapshot every STATE_TICK when
+ * the records changed. A child of a generation that is ending writes
+ * nothing: the new generation's store is newer. */
+static apr_status_t state_tick(int state, void *data, apr_pool_t *pool)
+{
+    int mpm_state = AP_MPMQ_RUNNING;
+
+    if (state == AP_WATCHDOG_STATE_STOPPING || !state_child_ready ||
+        state_path == NULL || instance == NULL || mutex == NULL) {
+        return APR_SUCCESS;
+    }
+    if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
+        mpm_state == AP_MPMQ_STOPPING) {
+        return APR_SUCCESS;
+    }
+    state_write(data, pool, 0);
+    return APR_SUCCESS;
+}
+
+/* The state file of a shmcb store, in the parent's post_config: its
+ * directory made (0700, owned by the User the children run as, who write
+ * the snapshots), the file loaded, the final snapshot and the watchdog
+ * registered. Nothing here refuses to start: without a directory the store
+ * is only not durable, and says so. */
+static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+{
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * wd_get;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * wd_register;
+    ap_watchdog_t *wd = NULL;
+    int mine = state_dir_conf == NULL;
+    const char *dir = mine ? ap_runtime_dir_relative(pconf, STATE_DEFAULT_DIR)
+                           : state_dir_conf;
+    apr_finfo_t fi;
+    apr_status_t rv = APR_SUCCESS;
+
+    /* Off; or the first of the two passes over the configuration at start,
+     * whose store never serves a request. */
+    if ((state_dir_conf != NULL && *state_dir_conf == '\0') ||
+        ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (apr_stat(&fi, dir, APR_FINFO_TYPE, ptemp) != APR_SUCCESS) {
+        rv = apr_dir_make_recursive(
+            dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE,
+            ptemp);
+        mine = 1;
+    }
+    if (rv == APR_SUCCESS && mine && geteuid() == 0 &&
+        chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     "RunaiTokenStateDir: cannot make %s its own: sessions, "
+                     "codes and throttle counters will not survive a "
+                     "restart",
+                     dir);
+        return OK;
+    }
+    state_path = apr_pstrcat(pconf, dir, "/" STATE_FILE, NULL);
+    state_parent = getpid();
+    state_load(ptemp, s);
+    apr_pool_cleanup_register(pconf, s, state_final, apr_pool_cleanup_null);
+    wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
+    wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
+    if (wd_get != NULL && wd_register != NULL &&
+        wd_get(&wd, "runai-token-state", 0, 1, pconf) == APR_SUCCESS &&
+        wd_register(wd, STATE_TICK, s, state_tick) == APR_SUCCESS) {
+        return OK;
+    }
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                 "RunaiTokenStateDir: mod_watchdog is not loaded: %s is "
+                 "written at graceful, restart and stop only, so a crash "
+                 "loses every change since the last of them",
+                 state_path);
+    return OK;
+}
+
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     struct ap_socache_hints hints = {64, 2048, 86400 * APR_USEC_PER_SEC};
@@ -215,7 +554,8 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     /* shmcb and dbm live on this host; redis and memcache may be shared. */
     shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
     if (!shared) {
-        return OK;
+        /* dbm keeps its own file; a shmcb store keeps a state file. */
+        return is_dbm ? OK : state_start(pconf, ptemp, s);
     }
     return make_host_id(pconf, s) == OK ? make_local(pconf, ptemp, s)
                                         : HTTP_INTERNAL_SERVER_ERROR;
@@ -233,7 +573,9 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "cannot attach the %s mutex in a child", MUTEX_TYPE);
+        return;
     }
+    state_child_ready = 1;
 }
 
 int rt_store_shared(void)

@@ -18,6 +18,10 @@ typedef enum {
 /* RunaiTokenCache PROVIDER[:ARGS] */
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg);
 
+/* RunaiTokenStateDir DIR|off: where a shmcb store keeps its state file
+ * across restarts (default: runai-token under DefaultRuntimeDir). */
+const char *rt_store_set_state_dir(cmd_parms *cmd, void *dc, const char *arg);
+
 int rt_store_pre_config(apr_pool_t *pconf);
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void rt_store_child_init(apr_pool_t *p, server_rec *s);
