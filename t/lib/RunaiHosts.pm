@@ -851,4 +851,28 @@ sub htpasswd_remove {
     close $out or die "$file: $!";
 }
 
+
+# kill_httpd(HOST): SIGKILL to the parent and every child at once (a crash
+# of the whole process tree: no cleanup runs), then waits (bounded) until
+# they and the port are gone. The host stays known, for start_httpd_again.
+sub kill_httpd {
+    my $h = shift;
+    my $parent = httpd_pid($h) or die "httpd $h->{name} has no PID\n";
+    my @pids = ($parent, httpd_children($h));
+    kill 'KILL', @pids;
+    wait_until(10, 0.05, sub { !grep { pid_alive($_) } @pids })
+        or die "httpd $h->{name}: still alive after SIGKILL: @pids\n";
+    wait_until(5, 0.05, sub { !port_open($h->{port}) });
+    return scalar @pids;
+}
+
+# start_httpd_again(HOST): starts a host stopped by stop_httpd or killed by
+# kill_httpd, with the same configuration and port.
+sub start_httpd_again {
+    my $h = shift;
+    $HTTPDS{ $h->{name} } = $h;
+    return httpd_start($h);
+}
+push @EXPORT, qw(kill_httpd start_httpd_again);
+
 1;

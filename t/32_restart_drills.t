@@ -1,0 +1,142 @@
+# Restart drills on the default store (issue 12, item 1), on an httpd of
+# its own with the default configuration (shmcb, RunaiTokenStateDir unset):
+#   - N live sessions and N outstanding codes, then apache2 -k graceful,
+#     -k restart, and -k stop followed by a start: N of N refresh tokens and
+#     N of N codes work after each;
+#   - SIGKILL of the whole process tree: every change older than the stated
+#     bound ($BOUND s, docs/operations.md) survives; the changes of the last
+#     moment before the kill are counted (the loss measured);
+#   - the state file: 0600, no refresh token or code in it;
+#   - a truncated, then a garbage state file at start: a warning naming it,
+#     the file set aside, a clean start with an empty store.
+use strict;
+use warnings FATAL => 'all';
+use FindBin ();
+use lib "$FindBin::Bin/lib";
+
+use Apache::Test qw(-withtestmore);
+use File::Spec::Functions qw(catfile);
+use Time::HiRes qw(time);
+use RunaiTest;
+use RunaiHosts;
+
+my $s = load_secrets();
+my $cb = 'https://app.example.test/callback';
+my $N = 10;
+my $BOUND = 5;    # seconds: a change this old at a crash is on disk
+my @summary;
+
+my $h = start_httpd(name => 'durable', site => session_site());
+my $p = $h->{port};
+my $state = catfile($h->{dir}, 'runai-token', 'runai-token.state');
+my @minted;    # every token and code, to look for in the state file
+
+sub mint {
+    my($what) = @_;
+    my(@r, @c);
+    for my $i (1 .. $N) {
+        my $res = password_login($p, 'bob', $s->{users}{bob});
+        push @r, (reply_of($res) || {})->{refreshToken} // 'none';
+        my $code = code_of(authorize_call($p, 'alice', $s->{users}{alice},
+                                          { client_id => 'webapp', redirect_uri => $cb }));
+        push @c, $code // 'none';
+    }
+    is(scalar(grep { $_ ne 'none' } @r, @c), 2 * $N, "$what: $N sessions and $N codes minted");
+    push @minted, @r, @c;
+    return (\@r, \@c);
+}
+
+# How many of the refresh tokens and codes still work (each used once).
+sub survivors {
+    my($r, $c) = @_;
+    my $rok = grep { refresh_call($p, $_)->code == 200 } @$r;
+    my $cok = grep { exchange_call($p, $_, $cb)->code == 200 } @$c;
+    return ($rok, $cok);
+}
+
+sub drill {
+    my($what, $do) = @_;
+    my($r, $c) = mint($what);
+    $do->();
+    my($rok, $cok) = survivors($r, $c);
+    is($rok, $N, "$what: $N of $N refresh tokens work after it");
+    is($cok, $N, "$what: $N of $N codes are redeemed after it");
+    push @summary, "$what: sessions $N before, $rok after; codes $N before, $cok after";
+}
+
+drill('apache2 -k graceful', sub {
+    my($rc, $out) = graceful_httpd($h);
+    is($rc, 0, 'graceful restart') or diag($out);
+});
+drill('apache2 -k restart', sub { restart_httpd($h) });
+drill('apache2 -k stop + start', sub { restart_httpd($h, 'stop') });
+
+# --- the state file ---------------------------------------------------------------
+ok(-f $state, "the state file is $state (under DefaultRuntimeDir)");
+my $mode = (stat $state)[2] // 0;
+is(sprintf('%04o', $mode & 07777), '0600', 'the state file is 0600');
+my $bytes = slurp($state) // '';
+is(scalar(grep { index($bytes, $_) >= 0 } @minted), 0,
+   'no refresh token or code appears in the state file (keys are hashes)');
+
+# --- SIGKILL: changes older than the bound survive ------------------------------
+{
+    my($r, $c) = mint('SIGKILL, older');
+    my $done = time;
+    # The bound is the claim under test: a change $BOUND s old when the
+    # process tree dies is on disk. The first write after the changes is
+    # timed while the bound runs out.
+    my $written;
+    wait_until($BOUND, 0.05, sub {
+        $written //= time if ((Time::HiRes::stat($state))[9] // 0) > $done;
+        return 0;
+    });
+    my $last = time;
+    my($rl, $cl) = mint('SIGKILL, last moment');
+    my $kill_at = time;
+    my $n = kill_httpd($h);
+    ok($n >= 2, "SIGKILL to the parent and its children ($n processes)");
+    start_httpd_again($h);
+    my($rok, $cok) = survivors($r, $c);
+    is($rok, $N, "SIGKILL: $N of $N refresh tokens older than $BOUND s work after it");
+    is($cok, $N, "SIGKILL: $N of $N codes older than $BOUND s are redeemed after it");
+    my($rlok, $clok) = survivors($rl, $cl);
+    my $lat = defined $written ? sprintf('%.1f s', $written - $done) : "not within $BOUND s";
+    ok(defined $written, "SIGKILL: the state file was written within $BOUND s of the changes ($lat)");
+    push @summary, sprintf('SIGKILL: %d of %d sessions and %d of %d codes older than %d s kept; '
+                           . 'of those made in the %.1f s before the kill, %d of %d sessions and %d of %d codes lost; '
+                           . 'first write after the changes %s',
+                           $rok, $N, $cok, $N, $BOUND, $kill_at - $last,
+                           $N - $rlok, $N, $N - $clok, $N, $lat);
+}
+
+# --- a damaged state file at start -------------------------------------------------
+for my $case (['truncated', sub { my $b = slurp($state) // ''; substr($b, 0, int(length($b) / 2)) }],
+              ['garbage', sub { "not a state file\n" x 100 }]) {
+    my($kind, $make) = @$case;
+    my($r, $c) = mint("$kind state file");
+    stop_httpd($h);
+    ok(-s $state, "$kind: a state file after stop");
+    my $bad = $make->();
+    open my $fh, '>', $state or die "$state: $!";
+    print $fh $bad;
+    close $fh or die "$state: $!";
+    my $log_before = length(slurp($h->{error_log}) // '');
+    start_httpd_again($h);
+    my $log = substr(slurp($h->{error_log}) // '', $log_before);
+    like($log, qr/\[runai_token:warn\].*the state file \Q$state\E is unusable \(.+\): set aside as \Q$state\E\.corrupt-\d+/,
+         "$kind: a warning names the state file and where it was set aside");
+    my @aside = glob("$state.corrupt-*");
+    is(scalar(@aside), 1, "$kind: the damaged file is kept aside");
+    my($rok) = survivors([$r->[0]], []);
+    is($rok, 0, "$kind: a clean start, with an empty store");
+    my $res = password_login($p, 'bob', $s->{users}{bob});
+    is($res->code, 200, "$kind: the server serves logins");
+    unlink glob("$state.corrupt-*");
+}
+
+my $logs = Apache::Test::vars('t_logs');
+stop_httpd($h);
+assert_logs_clean('32_restart_drills', catfile($logs, 'error_log'), $h->{error_log}, $h->{access_log});
+diag('summary: ' . join('; ', @summary));
+done_testing();
