@@ -235,4 +235,19 @@ bad('RunaiTokenSigningKey', qq(<Location /t>\nSetHandler runai-token\nAuthUserFi
 bad('RunaiTokenSigningKey', "<VirtualHost 127.0.0.1:1>\nRunaiTokenClient cli https://x.test/cb\n</VirtualHost>",
     undef, keys => '');
 
+
+# --- RunaiTokenStateDir: where the shmcb store keeps its state file ---
+good('RunaiTokenStateDir off', "RunaiTokenStateDir off");
+good('RunaiTokenStateDir OFF (any case)', "RunaiTokenStateDir OFF");
+good('RunaiTokenStateDir an existing directory', qq(RunaiTokenStateDir "$dir"));
+good('RunaiTokenStateDir a directory still to be made', qq(RunaiTokenStateDir "$dir/state/runai"));
+good('RunaiTokenStateDir beside an explicit shmcb store',
+     qq(LoadModule socache_shmcb_module $mods/mod_socache_shmcb.so\n)
+     . qq(RunaiTokenCache "shmcb:$dir/cache(1048576)"\nRunaiTokenStateDir "$dir"));
+bad('RunaiTokenStateDir', qq(RunaiTokenStateDir "$dir/apps.htpasswd"), "$dir/apps.htpasswd");
+bad('RunaiTokenStateDir', "RunaiTokenStateDir", undef);
+bad('RunaiTokenStateDir', "<VirtualHost 127.0.0.1:1>\nRunaiTokenStateDir off\n</VirtualHost>", undef,
+    context => 1);
+bad('RunaiTokenStateDir', "<Location /x>\nRunaiTokenStateDir off\n</Location>", undef, context => 1);
+
 done_testing();
