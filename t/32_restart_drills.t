@@ -1,8 +1,9 @@
 # Restart drills on the default store (issue 12, item 1), on an httpd of
 # its own with the default configuration (shmcb, RunaiTokenStateDir unset):
-#   - N live sessions and N outstanding codes, then apache2 -k graceful,
-#     -k restart, and -k stop followed by a start: N of N refresh tokens and
-#     N of N codes work after each;
+#   - N live sessions, N outstanding codes and a throttle counter at its
+#     limit, then apache2 -k graceful, -k restart, and -k stop followed by a
+#     start: N of N refresh tokens and N of N codes work after each, and the
+#     counter still refuses (429);
 #   - SIGKILL of the whole process tree: every change older than the stated
 #     bound ($BOUND s, docs/operations.md) survives; the changes of the last
 #     moment before the kill are counted (the loss measured);
@@ -24,6 +25,8 @@ my $s = load_secrets();
 my $cb = 'https://app.example.test/callback';
 my $N = 10;
 my $BOUND = 5;    # seconds: a change this old at a crash is on disk
+my $ATTEMPTS = 10;    # the default RunaiTokenThrottle 10 60
+my $addr = 20;        # each drill fails carol from an address of its own
 my @summary;
 
 my $h = start_httpd(name => 'durable', site => session_site());
@@ -46,6 +49,22 @@ sub mint {
     return (\@r, \@c);
 }
 
+# A throttle counter at its limit: ATTEMPTS wrong passwords for carol from
+# an address of its own; returns that address.
+sub fail_to_limit {
+    my($what) = @_;
+    my $from = '127.0.0.' . $addr++;
+    my @codes = map { password_login($p, 'carol', $s->{wrong}, local_addr => $from)->code } 1 .. $ATTEMPTS;
+    is(scalar(grep { $_ == 401 } @codes), $ATTEMPTS, "$what: $ATTEMPTS wrong passwords for carol from $from");
+    return $from;
+}
+
+# 1 when the counter of fail_to_limit still refuses carol's right password.
+sub still_throttled {
+    my $from = shift;
+    return password_login($p, 'carol', $s->{users}{carol}, local_addr => $from)->code == 429 ? 1 : 0;
+}
+
 # How many of the refresh tokens and codes still work (each used once).
 sub survivors {
     my($r, $c) = @_;
@@ -57,11 +76,15 @@ sub survivors {
 sub drill {
     my($what, $do) = @_;
     my($r, $c) = mint($what);
+    my $from = fail_to_limit($what);
     $do->();
     my($rok, $cok) = survivors($r, $c);
     is($rok, $N, "$what: $N of $N refresh tokens work after it");
     is($cok, $N, "$what: $N of $N codes are redeemed after it");
-    push @summary, "$what: sessions $N before, $rok after; codes $N before, $cok after";
+    my $kept = still_throttled($from);
+    ok($kept, "$what: the throttle counter is kept (carol's right password from $from: 429)");
+    push @summary, "$what: sessions $N before, $rok after; codes $N before, $cok after; throttle counter "
+                   . ($kept ? 'kept' : 'lost');
 }
 
 drill('apache2 -k graceful', sub {
@@ -82,6 +105,7 @@ is(scalar(grep { index($bytes, $_) >= 0 } @minted), 0,
 # --- SIGKILL: changes older than the bound survive ------------------------------
 {
     my($r, $c) = mint('SIGKILL, older');
+    my $from = fail_to_limit('SIGKILL, older');
     my $done = time;
     # The bound is the claim under test: a change $BOUND s old when the
     # process tree dies is on disk. The first write after the changes is
@@ -100,11 +124,12 @@ is(scalar(grep { index($bytes, $_) >= 0 } @minted), 0,
     my($rok, $cok) = survivors($r, $c);
     is($rok, $N, "SIGKILL: $N of $N refresh tokens older than $BOUND s work after it");
     is($cok, $N, "SIGKILL: $N of $N codes older than $BOUND s are redeemed after it");
+    ok(still_throttled($from), "SIGKILL: a throttle counter older than $BOUND s is kept (429 from $from)");
     my($rlok, $clok) = survivors($rl, $cl);
     my $lat = defined $written ? sprintf('%.1f s', $written - $done) : "not within $BOUND s";
     ok(defined $written, "SIGKILL: the state file was written within $BOUND s of the changes ($lat)");
     push @summary, sprintf('SIGKILL: %d of %d sessions and %d of %d codes older than %d s kept; '
-                           . 'of those made in the %.1f s before the kill, %d of %d sessions and %d of %d codes lost; '
+                           . 'of those made in the %.2f s before the kill, %d of %d sessions and %d of %d codes lost; '
                            . 'first write after the changes %s',
                            $rok, $N, $cok, $N, $BOUND, $kill_at - $last,
                            $N - $rlok, $N, $N - $clok, $N, $lat);
