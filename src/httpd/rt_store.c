@@ -349,6 +349,7 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
     apr_file_t *f;
     apr_size_t len;
     apr_status_t rv;
+    apr_time_t held;
 
     rv = apr_global_mutex_lock(mutex);
     if (rv != APR_SUCCESS) {
@@ -357,8 +358,10 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
                      MUTEX_TYPE);
         return;
     }
+    held = apr_time_now();
     rv = provider->iterate(instance, s, &c, state_snap_record, p);
     apr_global_mutex_unlock(mutex);
+    held = apr_time_now() - held;
     buf = rv == APR_SUCCESS ? rt_statefile_finish(c.f, &len, &sum) : NULL;
     if (buf == NULL) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
@@ -403,8 +406,9 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
     memcpy(state_last, sum, RT_SHA256_LEN);
     state_have_last = 1;
     ap_log_error(APLOG_MARK, final ? APLOG_NOTICE : APLOG_DEBUG, 0, s,
-                 "RunaiTokenStateDir: %u records saved to %s%s",
-                 rt_statefile_count(c.f), state_path,
+                 "RunaiTokenStateDir: %u records saved to %s (%" APR_SIZE_T_FMT
+                 " bytes; copied in %" APR_TIME_T_FMT " us under the mutex)%s",
+                 rt_statefile_count(c.f), state_path, len, held,
                  c.dropped ? " (some too large to keep)" : "");
 }
 
