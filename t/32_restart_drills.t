@@ -120,7 +120,13 @@ is(scalar(grep { index($bytes, $_) >= 0 } @minted), 0,
     my $kill_at = time;
     my $n = kill_httpd($h);
     ok($n >= 2, "SIGKILL to the parent and its children ($n processes)");
+    # what a writer killed in the middle of its write leaves behind
+    my $tmp = "$state.99999.tmp";
+    open my $fh, '>', $tmp or die "$tmp: $!";
+    print $fh 'half a state file';
+    close $fh or die "$tmp: $!";
     start_httpd_again($h);
+    ok(!-e $tmp, 'SIGKILL: the temporary file of a killed writer is removed at start');
     my($rok, $cok) = survivors($r, $c);
     is($rok, $N, "SIGKILL: $N of $N refresh tokens older than $BOUND s work after it");
     is($cok, $N, "SIGKILL: $N of $N codes older than $BOUND s are redeemed after it");

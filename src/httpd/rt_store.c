@@ -58,6 +58,7 @@ static int unused;
 #define STATE_MAX_BYTES (256 * 1024 * 1024)
 static const char *state_dir_conf; /* NULL: the default; "": off */
 static const char *state_path;     /* NULL: no state file */
+static const char *state_dir;
 static pid_t state_parent;
 static int state_child_ready;
 static int state_failing;
@@ -136,6 +137,7 @@ int rt_store_pre_config(apr_pool_t *pconf)
     local_provider = NULL;
     local_instance = NULL;
     state_dir_conf = NULL;
+    state_dir = NULL;
     state_path = NULL;
     state_child_ready = 0;
     state_have_last = 0;
@@ -389,6 +391,11 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
         }
         if (rv != APR_SUCCESS) {
             apr_file_remove(tmp, p);
+        } else if (apr_file_open(&f, state_dir, APR_FOPEN_READ, 0, p) ==
+                   APR_SUCCESS) {
+            /* The rename itself reaches the disk (a power cut). */
+            apr_file_sync(f);
+            apr_file_close(f);
         }
     }
     if (rv != APR_SUCCESS) {
@@ -446,6 +453,29 @@ static apr_status_t state_tick(int state, void *data, apr_pool_t *pool)
     return APR_SUCCESS;
 }
 
+/* The temporary files of writers killed while writing (a crash). */
+static void state_remove_tmp(apr_pool_t *ptemp)
+{
+    apr_dir_t *d;
+    apr_finfo_t fi;
+    apr_size_t plen = strlen(STATE_FILE "."), n;
+
+    if (apr_dir_open(&d, state_dir, ptemp) != APR_SUCCESS) {
+        return;
+    }
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) ==
+           APR_SUCCESS) {
+        n = strlen(fi.name);
+        if (fi.filetype == APR_REG && n > plen + 4 &&
+            strncmp(fi.name, STATE_FILE ".", plen) == 0 &&
+            strcmp(fi.name + n - 4, ".tmp") == 0) {
+            apr_file_remove(apr_pstrcat(ptemp, state_dir, "/", fi.name, NULL),
+                            ptemp);
+        }
+    }
+    apr_dir_close(d);
+}
+
 /* The state file of a shmcb store, in the parent's post_config: its
  * directory made (0700, owned by the User the children run as, who write
  * the snapshots), the file loaded, the final snapshot and the watchdog
@@ -486,8 +516,10 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                      dir);
         return OK;
     }
+    state_dir = dir;
     state_path = apr_pstrcat(pconf, dir, "/" STATE_FILE, NULL);
     state_parent = getpid();
+    state_remove_tmp(ptemp);
     state_load(ptemp, s);
     apr_pool_cleanup_register(pconf, s, state_final, apr_pool_cleanup_null);
     wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
