@@ -4,7 +4,6 @@
 #include "rt_statefile.h"
 
 #include "http_log.h"
-#include "http_main.h"
 #include "http_core.h"
 #include "ap_mpm.h"
 #include "ap_provider.h"
