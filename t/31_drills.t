@@ -8,8 +8,8 @@
 #       httpd;
 #   (b) apache2 -k graceful under load: no failed request beyond the
 #       connections the restart itself closes (counted and bounded), no 5xx;
-#       sessions are kept with redis and lost with shmcb (as docs/operations.md
-#       documents);
+#       sessions are kept with redis (and with shmcb through its state
+#       file, which t/32_restart_drills.t tests record by record);
 #   (c) a signing key file removed after start changes nothing (tokens are
 #       issued and verify) until httpd reads its configuration again: then
 #       apache2 -k restart / graceful / start fail with a line naming the
@@ -297,12 +297,18 @@ for my $store (qw(redis shmcb)) {
         reply_of($res);
     }
     else {
-        # a client only meets this when a restart falls between the grant
-        # that gave it a token and its next refresh: counted, not required
-        diag("(b) shmcb: $r401 refresh tokens of the load died with a graceful restart (documented in the README)");
+        # The state file carries the store across the restarts (t/32 shows
+        # it record by record); here a refresh that an old child answered
+        # after the generation's last write is lost, and so may be the
+        # oldest records when the load fills the store: counted, not
+        # required (the store's sizing is issue 12's item 4).
         $res = refresh_call($p, $before);
-        check_error($res, 401, qr/^invalid refresh token$/,
-                    '(b) shmcb: a refresh token minted before the restarts is gone after them (documented)');
+        reply_of($res);
+        diag("(b) shmcb: $r401 refresh tokens of the load refused after the graceful restarts; "
+             . 'the token minted before them: ' . $res->code);
+        ok($res->code == 200 || $res->code == 401,
+           '(b) shmcb: the token minted before the restarts answers 200 or 401, never 5xx')
+            or diag(why($res));
     }
     is(httpd_pid($h), $parent, "(b) $store: the same parent runs");
     my @kids = httpd_children($h);
