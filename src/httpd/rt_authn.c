@@ -144,7 +144,7 @@ int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
      * id, and "denied" (after comparing it) for a known one. The answer is
      * remembered as a verified secret is (same scope and TTL); the empty
      * secret of its entry is one no application can have. */
-    const char *probe = rt_random_id(r->pool, 24);
+    const char *probe;
     const char *scope = scope_of(r, dc);
     const char *key = apr_pstrcat(r->pool, "known:", id, NULL);
     apr_int64_t ttl = rt_config_app_cache(dc);
@@ -157,6 +157,7 @@ int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id)
     if (seen != NULL) {
         return *seen == '1';
     }
+    probe = rt_random_id(r->pool, 24);
     if (probe == NULL) {
         return 1; /* cannot tell: treat it as having a secret */
     }
