@@ -143,9 +143,13 @@ static json_t *token_reply(rt_ctx *c, const char *access, const char *id,
     return o;
 }
 
-rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
-                                     const char *secret, rt_error_kind denied,
-                                     const char *message)
+/* Throttle, check the credentials (an app's secret when app is set, else a
+ * user's password), count the outcome: NULL when they hold, else the
+ * error to answer (429, 500, or denied with message when they are wrong).
+ * The one path for the grants and for client authentication. */
+static rt_error *check_credentials(rt_ctx *c, int app, const char *user,
+                                   const char *secret, rt_error_kind denied,
+                                   const char *message)
 {
     /* Users, applications and clients count apart; a client is an
      * application authenticating as one (denied is then RT_ERR_BAD_CLIENT). */
@@ -185,7 +189,7 @@ static rt_error *authenticate(rt_ctx *c, int app,
                               const apr_array_header_t *claims,
                               const char *user, const char *secret, rt_login *l)
 {
-    rt_error *e = rt_grant_check_credentials(
+    rt_error *e = check_credentials(
         c, app, user, secret, app ? RT_ERR_BAD_APP_SECRET : RT_ERR_BAD_PASSWORD,
         "invalid credentials");
 
@@ -459,8 +463,8 @@ static rt_error *authenticate_client(rt_ctx *c, const char *grant)
     if (id == NULL || c->dc->app_providers == NULL) {
         return fail(c, RT_ERR_BAD_CLIENT, "invalid client credentials");
     }
-    e = rt_grant_check_credentials(c, 1, id, secret, RT_ERR_BAD_CLIENT,
-                                   "invalid client credentials");
+    e = check_credentials(c, 1, id, secret, RT_ERR_BAD_CLIENT,
+                          "invalid client credentials");
     if (e == NULL) {
         c->client_authenticated = 1;
         c->r->user = NULL; /* the grant names its own principal */

@@ -24,13 +24,6 @@ typedef struct rt_ctx {
 
 typedef rt_error *(*rt_grant_fn)(rt_ctx *c, json_t **reply);
 
-/* Throttle, check the credentials (an app's secret when app is set, else a
- * user's password), count the outcome: NULL when they hold, else the
- * error to answer (429, 500, or kind with message when they are wrong). */
-rt_error *rt_grant_check_credentials(rt_ctx *c, int app, const char *user,
-                                     const char *secret, rt_error_kind denied,
-                                     const char *message);
-
 /* POST /api/v1/token: picks the grant from grantType. */
 rt_error *rt_grant_token(rt_ctx *c, json_t **reply);
 /* POST /v1/k8s/auth/oauth/apptoken: {id,name,secret} → {access_token,id_token}.

@@ -135,7 +135,8 @@ static json_t *verify(request_rec *r, const rt_jwt_params *v, const char *token,
     return rt_jwt_verify_claims(r->pool, v, payload, why);
 }
 
-void rt_guard_child_init(apr_pool_t *p, server_rec *s)
+/* Creates this process's cache of tokens whose signature verified. */
+static void guard_child_init(apr_pool_t *p, server_rec *s)
 {
     verified = rt_credcache_create(p, TOKEN_CACHE_SLOTS);
     if (verified == NULL) {
@@ -310,7 +311,7 @@ void rt_guard_register(apr_pool_t *p)
     ap_hook_check_authz(guard_authz, NULL, NULL, APR_HOOK_FIRST,
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_note_auth_failure(note_failure, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(rt_guard_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(guard_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "runai-claim",
                               AUTHZ_PROVIDER_VERSION, &claim_provider,
                               AP_AUTH_INTERNAL_PER_CONF);

@@ -8,7 +8,4 @@
 /* Registers the check_authn hook and the runai-claim authz provider. */
 void rt_guard_register(apr_pool_t *p);
 
-/* Creates this process's cache of tokens whose signature verified. */
-void rt_guard_child_init(apr_pool_t *p, server_rec *s);
-
 #endif

@@ -942,25 +942,3 @@ rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
     *data = t.got;
     return st;
 }
-
-rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
-                                const char *material)
-{
-    rt_store_step t = {
-        .op = RT_STORE_REMOVE, .kind = kind, .material = material};
-
-    return one(r, &t);
-}
-
-rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
-                                const char *material, rt_store_update_fn fn,
-                                void *baton)
-{
-    rt_store_step t = {.op = RT_STORE_UPDATE,
-                       .kind = kind,
-                       .material = material,
-                       .fn = fn,
-                       .baton = baton};
-
-    return one(r, &t);
-}

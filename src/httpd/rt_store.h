@@ -86,10 +86,5 @@ rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
                              const char *material, json_t **data);
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
                               const char *material, json_t **data);
-rt_store_status rt_store_remove(request_rec *r, rt_rec_kind kind,
-                                const char *material);
-rt_store_status rt_store_update(request_rec *r, rt_rec_kind kind,
-                                const char *material, rt_store_update_fn fn,
-                                void *baton);
 
 #endif
