@@ -28,41 +28,48 @@ APLOG_USE_MODULE(runai_token);
 #define DEFAULT_SHMCB_ARGS "runai-token-cache(16777216)"
 #define LOCAL_SHMCB_ARGS "runai-token-local(2097152)"
 
-/* One store for the whole server, as mod_authn_socache keeps its cache. */
-static const ap_socache_provider_t *provider;
-static ap_socache_instance_t *instance;
-static const char *provider_name;
-static apr_global_mutex_t *mutex;
-static int is_dbm;
-/* Other hosts may share it; this host's id for this generation. */
-static int shared;
-static const char *host_id = "";
-/* Beside a shared store, a shmcb of this host's own for the records only
- * this host uses (rt_store_step.local); NULL without mod_socache_shmcb,
- * and those records then go to the store under keys naming this host. */
-static const ap_socache_provider_t *local_provider;
-static ap_socache_instance_t *local_instance;
-/* No store at all: nothing in the configuration creates sessions, codes
- * or throttle counters, so reads find nothing and nothing is written. */
-static int unused;
-
-/* The state file of a shmcb store (RunaiTokenStateDir): loaded into the
- * new store by the parent in post_config, written by one child every
- * STATE_TICK when the records changed (a singleton watchdog of
- * mod_watchdog) and by the parent when the generation ends (graceful,
- * restart, stop), before the store is destroyed. */
 #define STATE_DEFAULT_DIR "runai-token"
 #define STATE_FILE "runai-token.state"
 #define STATE_TICK apr_time_from_sec(2)
 #define STATE_MAX_BYTES (256 * 1024 * 1024)
-static const char *state_dir_conf; /* NULL: the default; "": off */
-static const char *state_path;     /* NULL: no state file */
-static const char *state_dir;
-static pid_t state_parent;
-static int state_child_ready;
-static int state_failing;
-static unsigned char state_last[RT_SHA256_LEN];
-static int state_have_last;
+
+/* What one generation's configuration made: one store for the whole
+ * server, as mod_authn_socache keeps its cache, its mutex and its state
+ * file. pre_config resets it all at once: an earlier generation's
+ * settings are gone with its pool. */
+static struct {
+    const ap_socache_provider_t *provider;
+    ap_socache_instance_t *instance;
+    const char *provider_name;
+    apr_global_mutex_t *mutex;
+    int is_dbm;
+    /* Other hosts may share it; this host's id for this generation. */
+    int shared;
+    const char *host_id;
+    /* Beside a shared store, a shmcb of this host's own for the records
+     * only this host uses (rt_store_step.local); NULL without
+     * mod_socache_shmcb, and those records then go to the store under keys
+     * naming this host. */
+    const ap_socache_provider_t *local_provider;
+    ap_socache_instance_t *local_instance;
+    /* No store at all: nothing in the configuration creates sessions,
+     * codes or throttle counters, so reads find nothing and nothing is
+     * written. */
+    int unused;
+    /* The state file of a shmcb store (RunaiTokenStateDir): loaded into the
+     * new store by the parent in post_config, written by one child every
+     * STATE_TICK when the records changed (a singleton watchdog of
+     * mod_watchdog) and by the parent when the generation ends (graceful,
+     * restart, stop), before the store is destroyed. */
+    const char *state_dir_conf; /* NULL: the default; "": off */
+    const char *state_path;     /* NULL: no state file */
+    const char *state_dir;
+    pid_t state_parent;
+    int state_child_ready;
+    int state_failing;
+    unsigned char state_last[RT_SHA256_LEN];
+    int state_have_last;
+} g;
 
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -74,23 +81,23 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
     if (err != NULL) {
         return err;
     }
-    provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
-                                  AP_SOCACHE_PROVIDER_VERSION);
-    if (provider == NULL) {
+    g.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
+                                    AP_SOCACHE_PROVIDER_VERSION);
+    if (g.provider == NULL) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a known socache provider (is "
                             "mod_socache_%s loaded?)",
                             cmd->cmd->name, arg, name);
     }
-    err = provider->create(&instance, sep ? sep + 1 : NULL, cmd->temp_pool,
-                           cmd->pool);
+    err = g.provider->create(&g.instance, sep ? sep + 1 : NULL, cmd->temp_pool,
+                             cmd->pool);
     if (err != NULL) {
-        provider = NULL;
+        g.provider = NULL;
         return apr_psprintf(cmd->pool, "%s: '%s': %s", cmd->cmd->name, arg,
                             err);
     }
-    provider_name = name;
-    is_dbm = strcmp(name, "dbm") == 0;
+    g.provider_name = name;
+    g.is_dbm = strcmp(name, "dbm") == 0;
     return NULL;
 }
 
@@ -104,19 +111,19 @@ const char *rt_store_set_state_dir(cmd_parms *cmd, void *dc, const char *arg)
         return err;
     }
     if (strcasecmp(arg, "off") == 0) {
-        state_dir_conf = "";
+        g.state_dir_conf = "";
         return NULL;
     }
-    state_dir_conf = *arg ? ap_server_root_relative(cmd->pool, arg) : NULL;
-    if (state_dir_conf == NULL) {
+    g.state_dir_conf = *arg ? ap_server_root_relative(cmd->pool, arg) : NULL;
+    if (g.state_dir_conf == NULL) {
         return apr_psprintf(cmd->pool,
                             "%s: '%s' is not a directory path (or off)",
                             cmd->cmd->name, arg);
     }
-    if (apr_stat(&fi, state_dir_conf, APR_FINFO_TYPE, cmd->temp_pool) ==
+    if (apr_stat(&fi, g.state_dir_conf, APR_FINFO_TYPE, cmd->temp_pool) ==
             APR_SUCCESS &&
         fi.filetype != APR_DIR) {
-        state_dir_conf = NULL;
+        g.state_dir_conf = NULL;
         return apr_psprintf(cmd->pool, "%s: '%s' exists and is not a directory",
                             cmd->cmd->name, arg);
     }
@@ -125,22 +132,8 @@ const char *rt_store_set_state_dir(cmd_parms *cmd, void *dc, const char *arg)
 
 int rt_store_pre_config(apr_pool_t *pconf)
 {
-    /* Settings of an earlier generation are gone with its pool. */
-    provider = NULL;
-    instance = NULL;
-    mutex = NULL;
-    is_dbm = 0;
-    unused = 0;
-    shared = 0;
-    host_id = "";
-    local_provider = NULL;
-    local_instance = NULL;
-    state_dir_conf = NULL;
-    state_dir = NULL;
-    state_path = NULL;
-    state_child_ready = 0;
-    state_have_last = 0;
-    state_failing = 0;
+    memset(&g, 0, sizeof(g));
+    g.host_id = "";
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -153,19 +146,19 @@ int rt_store_pre_config(apr_pool_t *pconf)
 
 static apr_status_t store_cleanup(void *data)
 {
-    if (provider != NULL && instance != NULL) {
-        provider->destroy(instance, data);
+    if (g.provider != NULL && g.instance != NULL) {
+        g.provider->destroy(g.instance, data);
     }
-    instance = NULL;
+    g.instance = NULL;
     return APR_SUCCESS;
 }
 
 static apr_status_t local_cleanup(void *data)
 {
-    if (local_provider != NULL && local_instance != NULL) {
-        local_provider->destroy(local_instance, data);
+    if (g.local_provider != NULL && g.local_instance != NULL) {
+        g.local_provider->destroy(g.local_instance, data);
     }
-    local_instance = NULL;
+    g.local_instance = NULL;
     return APR_SUCCESS;
 }
 
@@ -177,26 +170,26 @@ static int make_local(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     const char *err;
     apr_status_t rv;
 
-    local_provider =
+    g.local_provider =
         ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
                            AP_SOCACHE_PROVIDER_VERSION);
-    if (local_provider == NULL) {
+    if (g.local_provider == NULL) {
         return OK;
     }
-    err =
-        local_provider->create(&local_instance, LOCAL_SHMCB_ARGS, ptemp, pconf);
+    err = g.local_provider->create(&g.local_instance, LOCAL_SHMCB_ARGS, ptemp,
+                                   pconf);
     if (err != NULL) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                      "RunaiTokenCache: the host-local shmcb: %s", err);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    rv = local_provider->init(local_instance, "runai-token-local", &hints, s,
-                              pconf);
+    rv = g.local_provider->init(g.local_instance, "runai-token-local", &hints,
+                                s, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RunaiTokenCache: cannot initialise the host-local "
                      "shmcb");
-        local_instance = NULL;
+        g.local_instance = NULL;
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, local_cleanup, apr_pool_cleanup_null);
@@ -220,7 +213,7 @@ static int make_host_id(apr_pool_t *pconf, server_rec *s)
     for (size_t i = 0; i < sizeof(raw); i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", raw[i]);
     }
-    host_id = hex;
+    g.host_id = hex;
     return OK;
 }
 
@@ -244,9 +237,9 @@ static void state_load_record(void *baton, const unsigned char *key,
         c->expired++;
         return;
     }
-    if (provider->store(instance, c->s, key, (unsigned int)klen,
-                        apr_time_from_sec(exp), (unsigned char *)val,
-                        (unsigned int)vlen, c->p) == APR_SUCCESS) {
+    if (g.provider->store(g.instance, c->s, key, (unsigned int)klen,
+                          apr_time_from_sec(exp), (unsigned char *)val,
+                          (unsigned int)vlen, c->p) == APR_SUCCESS) {
         c->loaded++;
     } else {
         c->failed++;
@@ -265,13 +258,13 @@ static void state_load(apr_pool_t *ptemp, server_rec *s)
     apr_size_t got = 0;
     const char *err = NULL, *aside;
     apr_status_t rv = apr_file_open(
-        &f, state_path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, ptemp);
+        &f, g.state_path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, ptemp);
 
     if (APR_STATUS_IS_ENOENT(rv)) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s,
                      "RunaiTokenStateDir: no state file %s yet: the session "
                      "store starts empty",
-                     state_path);
+                     g.state_path);
         return;
     }
     if (rv != APR_SUCCESS) {
@@ -295,13 +288,14 @@ static void state_load(apr_pool_t *ptemp, server_rec *s)
         err = rt_statefile_parse(buf, got, state_load_record, &c);
     }
     if (err != NULL) {
-        aside = apr_psprintf(ptemp, "%s.corrupt-%" APR_INT64_T_FMT, state_path,
-                             (apr_int64_t)apr_time_sec(apr_time_now()));
-        rv = apr_file_rename(state_path, aside, ptemp);
+        aside =
+            apr_psprintf(ptemp, "%s.corrupt-%" APR_INT64_T_FMT, g.state_path,
+                         (apr_int64_t)apr_time_sec(apr_time_now()));
+        rv = apr_file_rename(g.state_path, aside, ptemp);
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      "RunaiTokenStateDir: the state file %s is unusable (%s): "
                      "%s%s; the session store starts empty",
-                     state_path, err,
+                     g.state_path, err,
                      rv == APR_SUCCESS ? "set aside as "
                                        : "could not be set "
                                          "aside as ",
@@ -311,7 +305,7 @@ static void state_load(apr_pool_t *ptemp, server_rec *s)
     ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
                  "RunaiTokenStateDir: %d records restored from %s (%d expired, "
                  "%d not stored)",
-                 c.loaded, state_path, c.expired, c.failed);
+                 c.loaded, g.state_path, c.expired, c.failed);
 }
 
 typedef struct {
@@ -352,7 +346,7 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
     apr_status_t rv;
     apr_time_t held;
 
-    rv = apr_global_mutex_lock(mutex);
+    rv = apr_global_mutex_lock(g.mutex);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "RunaiTokenStateDir: cannot lock the %s mutex",
@@ -360,8 +354,8 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
         return;
     }
     held = apr_time_now();
-    rv = provider->iterate(instance, s, &c, state_snap_record, p);
-    apr_global_mutex_unlock(mutex);
+    rv = g.provider->iterate(g.instance, s, &c, state_snap_record, p);
+    apr_global_mutex_unlock(g.mutex);
     held = apr_time_now() - held;
     buf = rv == APR_SUCCESS ? rt_statefile_finish(c.f, &len, &sum) : NULL;
     if (buf == NULL) {
@@ -369,11 +363,11 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
                      "RunaiTokenStateDir: cannot read the store's records");
         return;
     }
-    if (!final && state_have_last &&
-        memcmp(sum, state_last, RT_SHA256_LEN) == 0) {
+    if (!final && g.state_have_last &&
+        memcmp(sum, g.state_last, RT_SHA256_LEN) == 0) {
         return;
     }
-    tmp = apr_psprintf(p, "%s.%" APR_PID_T_FMT ".tmp", state_path, getpid());
+    tmp = apr_psprintf(p, "%s.%" APR_PID_T_FMT ".tmp", g.state_path, getpid());
     apr_file_remove(tmp, p);
     rv = apr_file_open(&f, tmp,
                        APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL |
@@ -386,11 +380,11 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
         }
         apr_file_close(f);
         if (rv == APR_SUCCESS) {
-            rv = apr_file_rename(tmp, state_path, p);
+            rv = apr_file_rename(tmp, g.state_path, p);
         }
         if (rv != APR_SUCCESS) {
             apr_file_remove(tmp, p);
-        } else if (apr_file_open(&f, state_dir, APR_FOPEN_READ, 0, p) ==
+        } else if (apr_file_open(&f, g.state_dir, APR_FOPEN_READ, 0, p) ==
                    APR_SUCCESS) {
             /* The rename itself reaches the disk (a power cut). */
             apr_file_sync(f);
@@ -399,22 +393,22 @@ static void state_write(server_rec *s, apr_pool_t *p, int final)
     }
     if (rv != APR_SUCCESS) {
         /* Once per run of failures, not once per tick. */
-        if (!state_failing || final) {
+        if (!g.state_failing || final) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                          "RunaiTokenStateDir: cannot write %s (its directory "
                          "must be writable by httpd's User)",
                          tmp);
         }
-        state_failing = 1;
+        g.state_failing = 1;
         return;
     }
-    state_failing = 0;
-    memcpy(state_last, sum, RT_SHA256_LEN);
-    state_have_last = 1;
+    g.state_failing = 0;
+    memcpy(g.state_last, sum, RT_SHA256_LEN);
+    g.state_have_last = 1;
     ap_log_error(APLOG_MARK, final ? APLOG_NOTICE : APLOG_DEBUG, 0, s,
                  "RunaiTokenStateDir: %u records saved to %s (%" APR_SIZE_T_FMT
                  " bytes; copied in %" APR_TIME_T_FMT " us under the mutex)%s",
-                 rt_statefile_count(c.f), state_path, len, held,
+                 rt_statefile_count(c.f), g.state_path, len, held,
                  c.dropped ? " (some too large to keep)" : "");
 }
 
@@ -424,8 +418,9 @@ static apr_status_t state_final(void *data)
 {
     apr_pool_t *p;
 
-    if (getpid() != state_parent || state_path == NULL || instance == NULL ||
-        mutex == NULL || apr_pool_create(&p, NULL) != APR_SUCCESS) {
+    if (getpid() != g.state_parent || g.state_path == NULL ||
+        g.instance == NULL || g.mutex == NULL ||
+        apr_pool_create(&p, NULL) != APR_SUCCESS) {
         return APR_SUCCESS;
     }
     state_write(data, p, 1);
@@ -440,8 +435,8 @@ static apr_status_t state_tick(int state, void *data, apr_pool_t *pool)
 {
     int mpm_state = AP_MPMQ_RUNNING;
 
-    if (state == AP_WATCHDOG_STATE_STOPPING || !state_child_ready ||
-        state_path == NULL || instance == NULL || mutex == NULL) {
+    if (state == AP_WATCHDOG_STATE_STOPPING || !g.state_child_ready ||
+        g.state_path == NULL || g.instance == NULL || g.mutex == NULL) {
         return APR_SUCCESS;
     }
     if (ap_mpm_query(AP_MPMQ_MPM_STATE, &mpm_state) == APR_SUCCESS &&
@@ -459,7 +454,7 @@ static void state_remove_tmp(apr_pool_t *ptemp)
     apr_finfo_t fi;
     apr_size_t plen = strlen(STATE_FILE "."), n;
 
-    if (apr_dir_open(&d, state_dir, ptemp) != APR_SUCCESS) {
+    if (apr_dir_open(&d, g.state_dir, ptemp) != APR_SUCCESS) {
         return;
     }
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) ==
@@ -468,7 +463,7 @@ static void state_remove_tmp(apr_pool_t *ptemp)
         if (fi.filetype == APR_REG && n > plen + 4 &&
             strncmp(fi.name, STATE_FILE ".", plen) == 0 &&
             strcmp(fi.name + n - 4, ".tmp") == 0) {
-            apr_file_remove(apr_pstrcat(ptemp, state_dir, "/", fi.name, NULL),
+            apr_file_remove(apr_pstrcat(ptemp, g.state_dir, "/", fi.name, NULL),
                             ptemp);
         }
     }
@@ -485,15 +480,15 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * wd_get;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * wd_register;
     ap_watchdog_t *wd = NULL;
-    int mine = state_dir_conf == NULL;
+    int mine = g.state_dir_conf == NULL;
     const char *dir = mine ? ap_runtime_dir_relative(pconf, STATE_DEFAULT_DIR)
-                           : state_dir_conf;
+                           : g.state_dir_conf;
     apr_finfo_t fi;
     apr_status_t rv = APR_SUCCESS;
 
     /* Off; or the first of the two passes over the configuration at start,
      * whose store never serves a request. */
-    if ((state_dir_conf != NULL && *state_dir_conf == '\0') ||
+    if ((g.state_dir_conf != NULL && *g.state_dir_conf == '\0') ||
         ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
         return OK;
     }
@@ -515,9 +510,9 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                      dir);
         return OK;
     }
-    state_dir = dir;
-    state_path = apr_pstrcat(pconf, dir, "/" STATE_FILE, NULL);
-    state_parent = getpid();
+    g.state_dir = dir;
+    g.state_path = apr_pstrcat(pconf, dir, "/" STATE_FILE, NULL);
+    g.state_parent = getpid();
     state_remove_tmp(ptemp);
     state_load(ptemp, s);
     apr_pool_cleanup_register(pconf, s, state_final, apr_pool_cleanup_null);
@@ -532,7 +527,7 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                  "RunaiTokenStateDir: mod_watchdog is not loaded: %s is "
                  "written at graceful, restart and stop only, so a crash "
                  "loses every change since the last of them",
-                 state_path);
+                 g.state_path);
     return OK;
 }
 
@@ -544,17 +539,17 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     /* Loading the module changes nothing until it is used: no shared
      * memory, no mutex unless RunaiTokenCache is set or some server or
      * directory configures a provider or a client. */
-    if (provider == NULL && !rt_config_uses_store(s)) {
-        unused = 1;
+    if (g.provider == NULL && !rt_config_uses_store(s)) {
+        g.unused = 1;
         return OK;
     }
-    if (provider == NULL) {
+    if (g.provider == NULL) {
         const char *err;
 
-        provider =
+        g.provider =
             ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
                                AP_SOCACHE_PROVIDER_VERSION);
-        if (provider == NULL) {
+        if (g.provider == NULL) {
             /* A server that loads the module without using sessions must
              * still start; the grants that need a store answer 503. */
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
@@ -564,33 +559,33 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                          "authorize endpoints answer 503");
             return OK;
         }
-        err = provider->create(&instance, DEFAULT_SHMCB_ARGS, ptemp, pconf);
+        err = g.provider->create(&g.instance, DEFAULT_SHMCB_ARGS, ptemp, pconf);
         if (err != NULL) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                          "RunaiTokenCache: default shmcb: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        provider_name = DEFAULT_PROVIDER;
+        g.provider_name = DEFAULT_PROVIDER;
     }
-    rv = ap_global_mutex_create(&mutex, NULL, MUTEX_TYPE, NULL, s, pconf, 0);
+    rv = ap_global_mutex_create(&g.mutex, NULL, MUTEX_TYPE, NULL, s, pconf, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RunaiTokenCache: cannot create the %s mutex", MUTEX_TYPE);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    rv = provider->init(instance, "runai-token", &hints, s, pconf);
+    rv = g.provider->init(g.instance, "runai-token", &hints, s, pconf);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RunaiTokenCache: cannot initialise the %s store",
-                     provider_name);
+                     g.provider_name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
     /* shmcb and dbm live on this host; redis and memcache may be shared. */
-    shared = strcmp(provider_name, "shmcb") != 0 && !is_dbm;
-    if (!shared) {
+    g.shared = strcmp(g.provider_name, "shmcb") != 0 && !g.is_dbm;
+    if (!g.shared) {
         /* dbm keeps its own file; a shmcb store keeps a state file. */
-        return is_dbm ? OK : state_start(pconf, ptemp, s);
+        return g.is_dbm ? OK : state_start(pconf, ptemp, s);
     }
     return make_host_id(pconf, s) == OK ? make_local(pconf, ptemp, s)
                                         : HTTP_INTERNAL_SERVER_ERROR;
@@ -600,38 +595,41 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
-    if (mutex == NULL) {
+    if (g.mutex == NULL) {
         return;
     }
-    rv = apr_global_mutex_child_init(&mutex, apr_global_mutex_lockfile(mutex),
-                                     p);
+    rv = apr_global_mutex_child_init(&g.mutex,
+                                     apr_global_mutex_lockfile(g.mutex), p);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "cannot attach the %s mutex in a child", MUTEX_TYPE);
         return;
     }
-    state_child_ready = 1;
+    g.state_child_ready = 1;
 }
 
 int rt_store_shared(void)
 {
-    return shared;
+    return g.shared;
 }
 
 /* The cache of a step: the host-local shmcb for a local one where there
  * is one. */
-#define PROVIDER(local) ((local) && local_instance ? local_provider : provider)
-#define INSTANCE(local) ((local) && local_instance ? local_instance : instance)
-#define IS_DBM(local) (is_dbm && !((local) && local_instance))
+#define PROVIDER(local)                                                        \
+    ((local) && g.local_instance ? g.local_provider : g.provider)
+#define INSTANCE(local)                                                        \
+    ((local) && g.local_instance ? g.local_instance : g.instance)
+#define IS_DBM(local) (g.is_dbm && !((local) && g.local_instance))
 
 static int needs_lock(void)
 {
-    return provider != NULL && (provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
+    return g.provider != NULL &&
+           (g.provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE);
 }
 
 static int lock(request_rec *r)
 {
-    apr_status_t rv = apr_global_mutex_lock(mutex);
+    apr_status_t rv = apr_global_mutex_lock(g.mutex);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "cannot lock the %s mutex",
@@ -643,7 +641,7 @@ static int lock(request_rec *r)
 
 static void unlock(request_rec *r)
 {
-    apr_status_t rv = apr_global_mutex_unlock(mutex);
+    apr_status_t rv = apr_global_mutex_unlock(g.mutex);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
@@ -654,7 +652,7 @@ static void unlock(request_rec *r)
 static void down(request_rec *r, apr_status_t rv, const char *op)
 {
     ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                  "session store (%s) failed to %s", provider_name, op);
+                  "session store (%s) failed to %s", g.provider_name, op);
 }
 
 /* A record's bytes, made before the mutex is taken: JSON work never runs
@@ -849,7 +847,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     raw_rec *got = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*got));
     const char **val = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*val));
     apr_size_t *len = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*len));
-    int locked = needs_lock(), ready = instance != NULL, i;
+    int locked = needs_lock(), ready = g.instance != NULL, i;
 
     /* Keys and encoding before the mutex, decoding after it. Takes and
      * updates always hold it: read and write must be one step. */
@@ -857,10 +855,10 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         rt_store_step *t = &steps[i];
         /* A record of this host's own kept in a shared store: its key
          * names this host. */
-        const char *m =
-            t->local && shared && local_instance == NULL
-                ? apr_pstrcat(r->pool, "host ", host_id, " ", t->material, NULL)
-                : t->material;
+        const char *m = t->local && g.shared && g.local_instance == NULL
+                            ? apr_pstrcat(r->pool, "host ", g.host_id, " ",
+                                          t->material, NULL)
+                            : t->material;
 
         t->st = RT_STORE_DOWN;
         t->got = NULL;
@@ -870,7 +868,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
                 (t->op != RT_STORE_PUT ||
                  encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
     }
-    if (unused) {
+    if (g.unused) {
         for (i = 0; i < n; i++) {
             steps[i].st =
                 steps[i].op == RT_STORE_PUT || steps[i].op == RT_STORE_UPDATE
