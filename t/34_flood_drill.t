@@ -69,11 +69,12 @@ chmod 0755, $dir;
 my $users = htpasswd_file(catfile($dir, 'users'), %pw);
 # The bystanders: BYSTANDERS more users (MD5 entries: quick to check), each
 # with SESSIONS_EACH sessions and the throttle's limit of failures from an
-# address of its own. shmcb spreads records over 256 parts of the store by
-# key and reclaims room only from each part's oldest record: a flood that
-# writes into some parts evicts whatever else lives there, so the records
-# of one user A could escape by luck; those of 64 users (256 sessions,
-# 64 x 2 counters) cannot.
+# address of its own. shmcb spreads records over its subcaches (128 at
+# 16 MiB with the module's hints) by the key's first byte, and reclaims the
+# room of a removed or replaced record only once it is the subcache's
+# oldest: records written over and over push out the older records of
+# their subcache. One user A could escape that by luck; 256 sessions and
+# 64 counters of 64 users in all subcaches cannot.
 my $BYSTANDERS = 64;
 my $SESSIONS_EACH = 4;
 my @by = map { sprintf 'by-%02d', $_ } 1 .. $BYSTANDERS;
@@ -484,6 +485,7 @@ for my $store (@stores) {
         or diag(show($res));
     ($res) = refresh($p, $next);
     is($res->code, 200, 'rate 5 3: and its next token too') or diag(show($res));
+    diag("RunaiTokenRefreshRate 5 3: refreshes @codes; Retry-After $ra; after it 200");
     stop_httpd($h);
 }
 
