@@ -1,23 +1,24 @@
 # A flood drill: one user refreshing as fast as it can must cost the store
 # nothing that grows with its refreshes, and must not push other users'
 # sessions or throttle counters out of it. Once per store, on an httpd
-# instance of its own (the default shmcb of 16 MiB, redis, memcached):
+# instance of its own (the default runai-shm of 16 MiB, shmcb of 16 MiB,
+# redis, memcached):
 #   - user A logs in and keeps its refresh token; A's user name has
 #     RunaiTokenThrottle's limit of wrong passwords (5 in 600 s) on record
 #     from one address; 64 bystander users do the same (4 sessions each);
 #   - user B refreshes FLOOD (20,000) times in chains (each answer's
 #     refreshToken is the next request's), on keep-alive connections of
-#     WORKERS forked clients, each with its own session of B; with redis
-#     and memcached the site has RunaiTokenRefreshRate off, so every
-#     refresh rotates; with shmcb the default rate holds (see @stores);
+#     WORKERS forked clients, each with its own session of B; the site has
+#     RunaiTokenRefreshRate off, so every refresh rotates, except on shmcb,
+#     where the default rate holds (see @stores);
 #   - afterwards A's token and every bystander's still refresh, A's and
 #     every bystander's next wrong password from its address answers 429
 #     (the counter is intact, not 401), a third user C logs in and
 #     refreshes, B's newest tokens refresh;
 #   - the store's record count (redis DBSIZE over RESP, memcached's
-#     curr_items, the record count of the shmcb state file's writer at a
-#     graceful restart)
-#     after 1,000 rotations equals the count after 20,000, and both are
+#     curr_items, the state file's count at a graceful restart for a store
+#     of this host) after 1,000 refreshes equals the count after 20,000,
+#     and both are
 #     within a small constant of the count before the flood.
 # Then the per-session refresh rate, on the default store: with the
 # default (60 in 60 s) the 61st refresh of a session in a minute answers
@@ -51,9 +52,14 @@ my $SMALL = 2 * $WORKERS + 4;   # how far a record count may move for a reason o
 die "RUNAI_FLOOD_ROTATIONS must be at least 2000\n" if $FLOOD < 2 * $CHECKPOINT;
 
 my $json = JSON::PP->new->utf8->canonical;
-my $net = 1 + $$ % 250;
+my $net = 1 + $$ % 200;
 my $next_addr = 1;
-sub fresh_addr { $next_addr++; return "127.34.$net.$next_addr" }
+# a loopback address no other drill of this run uses (the last two octets
+# count up, each within 1..250)
+sub fresh_addr {
+    my $n = $next_addr++;
+    return sprintf '127.34.%d.%d', $net + int($n / 250), 1 + $n % 250;
+}
 
 # --- users of our own: A, B, C ------------------------------------------------------
 load_secrets();
@@ -121,7 +127,7 @@ sub ka_token {
     return keep_alive_request($c, method => 'POST', path => '/api/v1/token', body => $json->encode($data));
 }
 
-# The shmcb store's record count: the number in the first line
+# The record count of a store of this host: the number in the first line
 # "RunaiTokenStateDir: N records saved" logged after byte OFFSET of the
 # error log. Undef when none comes within 8 s.
 sub saved_records {
@@ -183,17 +189,17 @@ sub store_talk {
 }
 
 # Records in the store: redis DBSIZE (RESP), memcached's curr_items, the
-# shmcb store's state file line.
+# state file line of a store of this host.
 sub record_count {
     my($kind, $svc, $h) = @_;
-    if ($kind eq 'shmcb') {
-        # a graceful restart writes the state file whether or not the
-        # records changed (the store itself is kept)
+    if (!$svc) {
+        # a store of this host: a graceful restart writes the state file
+        # whether or not the records changed (the store itself is kept)
         my $offset = -s $h->{error_log};
         my($rc, $out) = graceful_httpd($h);
-        is($rc, 0, 'shmcb: graceful restart to count the records') or diag($out);
+        is($rc, 0, "$kind: graceful restart to count the records") or diag($out);
         my $n = saved_records($h, $offset);
-        ok(defined $n, "shmcb: the graceful restart logged the store's record count");
+        ok(defined $n, "$kind: the graceful restart logged the store's record count");
         return $n // -1;
     }
     if ($kind eq 'redis') {
@@ -307,22 +313,24 @@ sub log_levels {
 
 # =====================================================================================
 my @hosts;
-# shmcb keeps each of its subcaches as a ring: a record rewritten again
-# and again leaves its old copies behind until they reach the ring's head,
-# and when the ring is full its oldest records go, live or not. So on
-# shmcb the flood is one session's 20,000 attempts under the default
-# RunaiTokenRefreshRate (which bounds the rewrites); redis and memcached
-# rewrite in place and take 20,000 rotations with the rate off.
+# The default store (runai-shm) rewrites a record in place: the flood is
+# 20,000 rotations with the rate off, as on redis and memcached. shmcb
+# keeps each of its subcaches as a ring: a record rewritten again and again
+# leaves its old copies behind until they reach the ring's head, and when
+# the ring is full its oldest records go, live or not. So on shmcb the
+# flood is one user's 20,000 attempts under the default
+# RunaiTokenRefreshRate (which bounds the rewrites).
 my @stores = (
-    [shmcb => undef, 1],
+    ['runai-shm' => undef, 0],
+    [shmcb => undef, 1, 'shmcb:runai-t34(16777216)'],
     [redis => sub { start_redis() }, 0],
     [memcached => sub { start_memcached() }, 0],
 );
 for my $store (@stores) {
-    my($kind, $start, $limited) = @$store;
+    my($kind, $start, $limited, $cache) = @$store;
     my $svc = $start ? $start->() : undef;
-    my $cache = !$svc ? undef
-              : $kind eq 'redis' ? "redis:127.0.0.1:$svc->{port}" : "memcache:127.0.0.1:$svc->{port}";
+    $cache = $kind eq 'redis' ? "redis:127.0.0.1:$svc->{port}" : "memcache:127.0.0.1:$svc->{port}"
+        if $svc;
     my $h = start_httpd(name => "t34-$kind", site => site($limited ? undef : 'off'), global => $PROVIDER,
                         (defined $cache ? (cache => $cache) : ()));
     push @hosts, $h;

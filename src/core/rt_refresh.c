@@ -91,8 +91,10 @@ rt_refresh_verdict rt_refresh_decide(rt_refresh_state *s, apr_int64_t presented,
                                      const rt_refresh_rules *rules,
                                      apr_int64_t *issue)
 {
-    int retry = presented == s->gen - 1 && rules->now - s->at < rules->retry &&
-                rules->now >= s->at;
+    /* A clock behind the rotation's (another host's, or a request whose
+     * decision waited on a slow store) is within the window too. */
+    int retry = presented == s->gen - 1 && rules->retry > 0 &&
+                (rules->now < s->at || rules->now - s->at < rules->retry);
 
     *issue = 0;
     if (s->revoked) {

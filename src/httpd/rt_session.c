@@ -156,7 +156,9 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (check != NULL && !check(r, login, baton)) {
         return RT_REFRESH_REFUSED;
     }
-    rules->now = apr_time_sec(r->request_time);
+    /* The time of the decision, not of the request: a request that waited
+     * on the store while a retry of it rotated the session is a retry. */
+    rules->now = apr_time_sec(apr_time_now());
     {
         rt_store_step u = {.op = RT_STORE_UPDATE,
                            .kind = RT_REC_SESSION,

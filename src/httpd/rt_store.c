@@ -1,6 +1,7 @@
 #include "rt_store.h"
 #include "rt_config.h"
 #include "rt_crypto.h"
+#include "rt_socache.h"
 #include "rt_statefile.h"
 
 #include "http_log.h"
@@ -24,8 +25,7 @@ APLOG_USE_MODULE(runai_token);
 /* After a store restart, memcache and redis clients fail once for each
  * pooled connection that went stale; a few tries get past them. */
 #define STORE_ATTEMPTS 4
-#define DEFAULT_PROVIDER "shmcb"
-#define DEFAULT_SHMCB_ARGS "runai-token-cache(16777216)"
+#define LOCAL_PROVIDER "shmcb"
 #define LOCAL_SHMCB_ARGS "runai-token-local(2097152)"
 
 #define STATE_DEFAULT_DIR "runai-token"
@@ -43,7 +43,7 @@ static struct {
     const char *provider_name;
     const char *provider_args; /* as configured; NULL: none */
     apr_global_mutex_t *mutex;
-    /* A shmcb store kept from an earlier generation (see keep_shmcb). */
+    /* A store of this host kept from an earlier generation (keep_store). */
     int kept;
     int is_dbm;
     /* Other hosts may share it; this host's id for this generation. */
@@ -59,8 +59,8 @@ static struct {
      * codes or throttle counters, so reads find nothing and nothing is
      * written. */
     int unused;
-    /* The state file of a shmcb store (RunaiTokenStateDir): loaded into the
-     * new store by the parent in post_config, written by one child every
+    /* The state file of a store of this host (RunaiTokenStateDir): loaded into
+     * the new store by the parent in post_config, written by one child every
      * STATE_TICK when the records changed (a singleton watchdog of
      * mod_watchdog) and by the parent when the generation ends (graceful,
      * restart, stop), before the store is destroyed. */
@@ -174,9 +174,8 @@ static int make_local(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     const char *err;
     apr_status_t rv;
 
-    g.local_provider =
-        ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
-                           AP_SOCACHE_PROVIDER_VERSION);
+    g.local_provider = ap_lookup_provider(
+        AP_SOCACHE_PROVIDER_GROUP, LOCAL_PROVIDER, AP_SOCACHE_PROVIDER_VERSION);
     if (g.local_provider == NULL) {
         return OK;
     }
@@ -474,7 +473,7 @@ static void state_remove_tmp(apr_pool_t *ptemp)
     apr_dir_close(d);
 }
 
-/* The state file of a shmcb store, in the parent's post_config: its
+/* The state file of a store of this host, in the parent's post_config: its
  * directory made (0700, owned by the User the children run as, who write
  * the snapshots), the file loaded unless the store was kept from the last
  * generation, the final snapshot and the watchdog registered. Nothing here
@@ -563,38 +562,41 @@ static int make_store(apr_pool_t *p, server_rec *s,
     return OK;
 }
 
-/* A shmcb store outlives its generation, as the scoreboard does: made in
- * the process pool with its mutex, it is handed to the next generation
- * (graceful or not) when RunaiTokenCache names the same store, so the
- * children of the old generation that still finish requests and those of
- * the new one share one store and one mutex: nothing they write is lost.
- * The state file carries it across a stop and a crash only. A store of
- * other arguments replaces it (filled from the state file the old one's
- * generation just wrote). The module is unloaded between generations:
- * what is kept is found again through the process pool's user data. */
+/* A store of this host (runai-shm, shmcb) outlives its generation, as the
+ * scoreboard does: made in the process pool with its mutex, it is handed
+ * to the next generation (graceful or not) when RunaiTokenCache names the
+ * same store, so the children of the old generation that still finish
+ * requests and those of the new one share one store and one mutex:
+ * nothing they write is lost. The state file carries it across a stop
+ * and a crash only. A store of other arguments replaces it (filled from
+ * the state file the old one's generation just wrote). The module is
+ * unloaded between generations: what is kept is found again through the
+ * process pool's user data. */
 typedef struct {
-    const char *args;
+    const char *name; /* provider:args */
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;
 } kept_store;
 
-#define KEPT_STORE "runai-token-kept-shmcb"
+#define KEPT_STORE "runai-token-kept-store"
 
-static int keep_shmcb(apr_pool_t *ptemp, server_rec *s,
+static int keep_store(apr_pool_t *ptemp, server_rec *s,
                       const struct ap_socache_hints *hints, int *reused)
 {
     apr_pool_t *pg = s->process->pool;
-    const char *args = g.provider_args ? g.provider_args : "";
+    const char *name =
+        apr_pstrcat(ptemp, g.provider_name, ":",
+                    g.provider_args ? g.provider_args : "", NULL);
     kept_store *k = NULL, *old;
     const char *err;
 
     apr_pool_userdata_get((void **)&k, KEPT_STORE, pg);
-    if (k != NULL && strcmp(k->args, args) == 0) {
+    if (k != NULL && strcmp(k->name, name) == 0) {
         *reused = 1;
     } else {
         old = k;
         k = apr_pcalloc(pg, sizeof(*k));
-        k->args = apr_pstrdup(pg, args);
+        k->name = apr_pstrdup(pg, name);
         err = g.provider->create(&k->instance, g.provider_args, ptemp, pg);
         if (err != NULL) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RunaiTokenCache: %s",
@@ -605,8 +607,15 @@ static int keep_shmcb(apr_pool_t *ptemp, server_rec *s,
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         if (old != NULL) {
-            /* Children of the last generation keep their mapping. */
-            g.provider->destroy(old->instance, s);
+            /* Children of the last generation keep their mapping; the
+             * provider of the old store is looked up by its name. */
+            const ap_socache_provider_t *op = ap_lookup_provider(
+                AP_SOCACHE_PROVIDER_GROUP,
+                apr_pstrmemdup(ptemp, old->name, strcspn(old->name, ":")),
+                AP_SOCACHE_PROVIDER_VERSION);
+            if (op != NULL) {
+                op->destroy(old->instance, s);
+            }
         }
         apr_pool_userdata_set(k, KEPT_STORE, apr_pool_cleanup_null, pg);
     }
@@ -614,6 +623,12 @@ static int keep_shmcb(apr_pool_t *ptemp, server_rec *s,
     g.mutex = k->mutex;
     g.kept = 1;
     return OK;
+}
+
+/* Stores of this host: the state file and the kept segment are theirs. */
+static int host_store(const char *name)
+{
+    return strcmp(name, RT_SOCACHE_NAME) == 0 || strcmp(name, "shmcb") == 0;
 }
 
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
@@ -633,29 +648,28 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return OK;
     }
     if (g.provider == NULL) {
+        /* The default: the module's own table, which needs no socache
+         * module loaded. */
         g.provider =
-            ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
+            ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, RT_SOCACHE_NAME,
                                AP_SOCACHE_PROVIDER_VERSION);
         if (g.provider == NULL) {
-            /* A server that loads the module without using sessions must
-             * still start; the grants that need a store answer 503. */
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "RunaiTokenCache is not set and mod_socache_shmcb "
-                         "is not loaded: there is no session store, so the "
-                         "password, refresh_token, exchange_token and "
-                         "authorize endpoints answer 503");
-            return OK;
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                         "RunaiTokenCache: the " RT_SOCACHE_NAME
+                         " provider is not registered");
+            return HTTP_INTERNAL_SERVER_ERROR;
         }
-        g.provider_name = DEFAULT_PROVIDER;
-        g.provider_args = DEFAULT_SHMCB_ARGS;
+        g.provider_name = RT_SOCACHE_NAME;
+        g.provider_args = NULL;
     }
-    /* shmcb and dbm live on this host; redis and memcache may be shared. */
-    g.shared = strcmp(g.provider_name, "shmcb") != 0 && !g.is_dbm;
-    if (strcmp(g.provider_name, "shmcb") == 0 &&
+    /* runai-shm, shmcb and dbm live on this host; redis and memcache may be
+     * shared. */
+    g.shared = !host_store(g.provider_name) && !g.is_dbm;
+    if (host_store(g.provider_name) &&
         ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         int reused = 0;
 
-        if (keep_shmcb(ptemp, s, &hints, &reused) != OK) {
+        if (keep_store(ptemp, s, &hints, &reused) != OK) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         return state_start(pconf, ptemp, s, !reused);
@@ -664,8 +678,8 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         const char *err =
             g.provider->create(&g.instance, g.provider_args, ptemp, pconf);
         if (err != NULL) {
-            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
-                         "RunaiTokenCache: default shmcb: %s", err);
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RunaiTokenCache: %s",
+                         err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -778,7 +792,7 @@ static rt_store_status raw_put(request_rec *r, int local,
         if (rv == APR_ENOSPC && IS_DBM(local)) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "session record of %u bytes is too large for the "
-                          "dbm store (about 950 bytes at most): use shmcb, "
+                          "dbm store (about 950 bytes at most): use runai-shm, "
                           "redis or memcache",
                           (unsigned int)len);
             return RT_STORE_DOWN;
@@ -791,7 +805,7 @@ static rt_store_status raw_put(request_rec *r, int local,
 
 /* Memcache and redis clients answer "not found" when no server is up, so
  * a miss of a shared store is confirmed by a write before it is believed;
- * shmcb and dbm answer for themselves. */
+ * runai-shm, shmcb and dbm answer for themselves. */
 static rt_store_status confirm_miss(request_rec *r)
 {
     unsigned char key[RT_REC_KEY_LEN];

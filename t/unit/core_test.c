@@ -23,6 +23,7 @@
 #include "rt_oidc.h"
 #include "rt_record.h"
 #include "rt_refresh.h"
+#include "rt_shmtable.h"
 #include "rt_jwt.h"
 #include "rt_key.h"
 #include "rt_request.h"
@@ -1130,6 +1131,11 @@ static void test_refresh_rules(void)
     s = (rt_refresh_state){5, 1000, 1090, 3, 0};
     ok(rt_refresh_decide(&s, 1, &rules, &issue) == RT_RS_REUSED,
        "rotation: reuse is judged before the rate");
+    s = (rt_refresh_state){5, 1095, 0, 0, 0};
+    ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_RETRY &&
+           issue == 5,
+       "rotation: the one before, judged by a clock behind the rotation's, "
+       "is a retry");
     rules.retry = 0;
     s = (rt_refresh_state){5, 1091, 0, 0, 0};
     ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_REUSED,
@@ -1139,6 +1145,122 @@ static void test_refresh_rules(void)
     ok(rt_refresh_decide(&s, 5, &rules, &issue) == RT_RS_ROTATE &&
            s.rate_count == 100,
        "rotation: no rate with RunaiTokenRefreshRate off");
+}
+
+static int count_each(void *baton, const unsigned char *key, apr_size_t klen,
+                      apr_int64_t expiry, const unsigned char *val,
+                      apr_size_t vlen)
+{
+    (void)key;
+    (void)klen;
+    (void)expiry;
+    (void)val;
+    (void)vlen;
+    (*(int *)baton)++;
+    return 0;
+}
+
+static void test_shmtable(void)
+{
+    apr_size_t size = 64 * 1024;
+    void *mem = apr_palloc(pool, size);
+    rt_shmtable *t = rt_shmtable_init(mem, size);
+    rt_shmtable_stats st;
+    unsigned char val[4096], out[4096];
+    apr_size_t len;
+    char key[32];
+    int all, n;
+
+    ok(t != NULL && rt_shmtable_init(mem, 100) == NULL,
+       "shm table: formats a block, refuses one too small");
+    rt_shmtable_stat(t, &st);
+    memset(val, 'v', sizeof(val));
+    ok(rt_shmtable_put(t, (const unsigned char *)"k1", 2, 100, val, 300, 10) ==
+           RT_SHMT_OK,
+       "shm table: put");
+    len = sizeof(out);
+    ok(rt_shmtable_get(t, (const unsigned char *)"k1", 2, 10, out, &len) ==
+               RT_SHMT_OK &&
+           len == 300 && memcmp(out, val, 300) == 0,
+       "shm table: get gives the value back across slots");
+    len = 10;
+    ok(rt_shmtable_get(t, (const unsigned char *)"k1", 2, 10, out, &len) ==
+           RT_SHMT_TOO_LARGE,
+       "shm table: get into a buffer too small");
+    len = sizeof(out);
+    ok(rt_shmtable_get(t, (const unsigned char *)"k1", 2, 100, out, &len) ==
+           RT_SHMT_NOTFOUND,
+       "shm table: an expired record is not found");
+    ok(rt_shmtable_put(t, (const unsigned char *)"k1", 2, 100, val, 10, 10) ==
+               RT_SHMT_OK &&
+           rt_shmtable_remove(t, (const unsigned char *)"k1", 2) ==
+               RT_SHMT_OK &&
+           rt_shmtable_remove(t, (const unsigned char *)"k1", 2) ==
+               RT_SHMT_NOTFOUND,
+       "shm table: remove, then not found");
+    ok(rt_shmtable_put(t, (const unsigned char *)"k", 70, 100, val, 10, 10) ==
+               RT_SHMT_TOO_LARGE &&
+           rt_shmtable_put(t, (const unsigned char *)"big", 3, 100, val, size,
+                           10) == RT_SHMT_TOO_LARGE,
+       "shm table: a key or a value too large is refused");
+
+    /* Half full of records, then one of them rewritten 100,000 times, with
+     * values of changing size: every other record is still there. */
+    rt_shmtable_stat(t, &st);
+    n = (int)st.entries / 2;
+    for (int i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "rec-%d", i);
+        rt_shmtable_put(t, (const unsigned char *)key, strlen(key), 1000 + i,
+                        val, 200, 10);
+    }
+    for (int i = 0; i < 100000; i++) {
+        rt_shmtable_put(t, (const unsigned char *)"hot", 3, 5000, val,
+                        (apr_size_t)(100 + i % 300), 10);
+    }
+    all = 1;
+    for (int i = 0; i < n; i++) {
+        apr_snprintf(key, sizeof(key), "rec-%d", i);
+        len = sizeof(out);
+        all = all && rt_shmtable_get(t, (const unsigned char *)key, strlen(key),
+                                     10, out, &len) == RT_SHMT_OK;
+    }
+    rt_shmtable_stat(t, &st);
+    ok(all && st.evicted == 0 && st.records == (unsigned)n + 1,
+       "shm table: one record rewritten 100,000 times displaces no other");
+    n = 0;
+    rt_shmtable_each(t, 10, pool, count_each, &n);
+    ok(n == (int)st.records, "shm table: each visits every record");
+
+    /* Over full: the records nearest their expiry go first. */
+    for (int i = 0; i < 4 * (int)st.entries; i++) {
+        apr_snprintf(key, sizeof(key), "new-%d", i);
+        rt_shmtable_put(t, (const unsigned char *)key, strlen(key), 900000, val,
+                        200, 10);
+    }
+    len = sizeof(out);
+    rt_shmtable_stat(t, &st);
+    all = st.evicted > 0 && rt_shmtable_get(t, (const unsigned char *)"hot", 3,
+                                            10, out, &len) == RT_SHMT_NOTFOUND;
+    for (int i = 0; all && i < n; i++) {
+        apr_snprintf(key, sizeof(key), "rec-%d", i);
+        len = sizeof(out);
+        all = rt_shmtable_get(t, (const unsigned char *)key, strlen(key), 10,
+                              out, &len) == RT_SHMT_NOTFOUND;
+    }
+    apr_snprintf(key, sizeof(key), "new-%d", 4 * (int)st.entries - 1);
+    len = sizeof(out);
+    ok(all && rt_shmtable_get(t, (const unsigned char *)key, strlen(key), 10,
+                              out, &len) == RT_SHMT_OK,
+       "shm table: full, it drops the records nearest their expiry");
+    {
+        /* every slot and entry accounted for */
+        int counted = 0;
+
+        rt_shmtable_each(t, 10, pool, count_each, &counted);
+        ok(counted == (int)st.records && st.records <= st.entries &&
+               st.free_slots <= st.slots,
+           "shm table: its counts stay consistent");
+    }
 }
 
 int main(void)
@@ -1174,6 +1296,7 @@ int main(void)
     test_statefile();
     test_refresh_tokens();
     test_refresh_rules();
+    test_shmtable();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
