@@ -116,6 +116,14 @@ static const command_rec rt_directives[] = {
                   NULL, RSRC_CONF | ACCESS_CONF,
                   "Longest life of a refresh session from its login, in "
                   "seconds; default 86400"),
+    AP_INIT_TAKE1("RunaiTokenRefreshRetry", rt_config_set_refresh_retry, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds in which a rotated refresh token, presented "
+                  "again, gets its successor again; 0 for none; default 30"),
+    AP_INIT_TAKE12("RunaiTokenRefreshRate", rt_config_set_refresh_rate, NULL,
+                   RSRC_CONF | ACCESS_CONF,
+                   "Refreshes per session and window in seconds, or off; "
+                   "default 60 60"),
     AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_config_set_code_lifetime, NULL,
                   RSRC_CONF,
                   "Lifetime of authorization codes in seconds; default 60"),

@@ -131,6 +131,8 @@ RunaiTokenCache shmcb:{root}/logs/cache(16777216)
     RunaiTokenPasswordProvider users
     RunaiTokenClaim email "%{{REMOTE_USER}}@example.com"
     RunaiTokenClaim groups "runai-users,ml" list
+    # the refresh chains rotate each session hundreds of times a second
+    RunaiTokenRefreshRate off
 </LocationMatch>
 Alias /static {root}/htdocs
 <Location /static>

@@ -110,6 +110,8 @@ RunaiTokenIssuer https://idp.example.test/auth/realms/runai
 RunaiTokenAudience runai kube
 RunaiTokenAccessLifetime 31536000
 RunaiTokenMaxBody 16777216
+RunaiTokenRefreshRetry 3600
+RunaiTokenRefreshRate 100000 86400
 RunaiTokenClaim email "%{REMOTE_USER}\@example.com"
 RunaiTokenClaim groups "a,b" list
 RunaiTokenClaim uid "1000" number
@@ -125,6 +127,8 @@ RunaiTokenAppClaim kind "service" string
     RunaiTokenAudience single
     RunaiTokenAccessLifetime 1
     RunaiTokenMaxBody 64
+    RunaiTokenRefreshRetry 0
+    RunaiTokenRefreshRate off
     RunaiTokenClaim email "override"
 </Location>
 <Directory "$dir">
@@ -171,6 +175,14 @@ for my $v ('abc', '0', '-1', '63', '16777217', '1k', '99999999999999999999') {
     bad('RunaiTokenMaxBody', "RunaiTokenMaxBody $v", $v);
 }
 bad('RunaiTokenMaxBody', "<Location /x>\nRunaiTokenMaxBody 10\n</Location>", '10');
+for my $v ('abc', '-1', '3601', '1m') {
+    bad('RunaiTokenRefreshRetry', "RunaiTokenRefreshRetry $v", $v);
+}
+for my $v (['0', '60'], ['100001', '60'], ['10', '0'], ['10', '86401'], ['ten', '60'], ['off', '60']) {
+    bad('RunaiTokenRefreshRate', "RunaiTokenRefreshRate @$v", $v->[0] =~ /^\d+$/ && $v->[0] >= 1 && $v->[0] <= 100000
+                                                                 ? $v->[1] : $v->[0]);
+}
+bad('RunaiTokenRefreshRate', 'RunaiTokenRefreshRate 10', undef);
 for my $v ('not a url', 'ftp://idp.example.test/x', 'https://', 'https:///path',
            'https://idp.example.test/x?y=1', 'https://idp.example.test/#frag', '/relative',
            'idp.example.test') {

@@ -1,12 +1,13 @@
 # The refresh_token grant on the Apache::Test server (shmcb
-# store): rotation, reuse detection revoking the whole family, the absolute
+# store): rotation, reuse detection revoking the whole session, the absolute
 # RunaiTokenRefreshLifetime, the legacy route with its redacted access log
 # line, and requests refused as malformed that must leave the token alone.
 #
-# The module refuses a rotated token presented within 2 s of its rotation
-# without revoking the session (concurrent refreshes of one client, commit
-# 9cbf7b4); presented later, it revokes the whole family. So the reuse
-# checks are collected in @later and run once, after that grace period.
+# A rotated token presented again within RunaiTokenRefreshRetry (2 s on
+# this vhost) of its rotation gets the same successor again (a client that
+# lost the answer, or refreshed from two threads); presented later, it
+# revokes the session. So the reuse checks are collected in @later and run
+# once, after that window.
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -28,8 +29,8 @@ my %jti;
 my $logs = Apache::Test::vars('t_logs');
 my $error_log = catfile($logs, 'error_log');
 my $access_log = catfile($logs, 'access_log');
-my $GRACE = 2.2;      # seconds after a rotation before a reuse counts as theft
-my @later;            # reuse checks, run once the grace period is over
+my $GRACE = 2.2;      # RunaiTokenRefreshRetry 2, and a little
+my @later;            # reuse checks, run once the retry window is over
 my $last_rotation = time;
 
 # The sessshort login starts first: its refresh lifetime (4 s) runs while
@@ -81,23 +82,30 @@ my($r0, $r1, $login_auth_time);
 
     $last_rotation = time;
 
-    # presented again at once: refused, but the session is kept (the grace
-    # period for a client whose two threads refreshed at the same time)
+    # presented again at once: the same successor again, the session kept
+    # (a client that lost the answer, or two threads of one client)
     $res = refresh_call($port, $r0);
-    check_error($res, 401, qr/^invalid refresh token$/, 'rotated token presented again at once');
+    $body = tokens_ok($res, 'rotated token presented again at once');
+    is($body->{refreshToken}, $r1, 'presented again at once: the same successor as the first time');
     $res = refresh_call($port, $r1);
-    $body = tokens_ok($res, 'the newest token after a reuse within the grace period: session kept');
+    $body = tokens_ok($res, 'the successor after a retry: session kept');
     my $r2 = $body->{refreshToken} // '';
     $last_rotation = time;
-    ok(wait_until(5, 0.1, sub { (slurp($error_log) // '') =~ /presented again while it was being rotated/ }),
-       'the refusal within the grace period is logged');
+    ok(wait_until(5, 0.1, sub { (slurp($error_log) // '') =~ /presented again within the retry window/ }),
+       'the retry is logged');
+    my $forged = $r2 =~ s/.$/$& eq 'A' ? 'B' : 'A'/er;
+    check_error(refresh_call($port, $forged), 401, qr/^invalid refresh token$/,
+                'the newest token with its MAC altered');
+    (my $later_gen = $r2) =~ s/\.(\d+)\./'.' . ($1 + 5) . '.'/e;
+    check_error(refresh_call($port, $later_gen), 401, qr/^invalid refresh token$/,
+                'the newest token with a later generation but its own MAC');
 
-    # presented after the grace period: refused, and the family is revoked
+    # presented after the retry window: refused, and the session is revoked
     push @later, sub {
         check_error(refresh_call($port, $r0), 401, qr/^invalid refresh token$/,
-                    'the first token presented after the grace period');
+                    'the first token presented after the retry window');
         check_error(refresh_call($port, $r2), 401, qr/^invalid refresh token$/,
-                    'the newest token after that reuse: the family is revoked');
+                    'the newest token after that reuse: the session is revoked');
     };
 }
 
@@ -119,9 +127,9 @@ my($r0, $r1, $login_auth_time);
         check_error(refresh_call($port, $chain[1]), 401, qr/^invalid refresh token$/,
                     'chain: the second token presented again');
         check_error(refresh_call($port, $chain[4]), 401, qr/^invalid refresh token$/,
-                    'chain: the newest token is revoked with its family');
+                    'chain: the newest token is revoked with its session');
         check_error(refresh_call($port, $chain[3]), 401, qr/^invalid refresh token$/,
-                    'chain: so is every other token of the family');
+                    'chain: so is every other token of the session');
         is(refresh_call($port, $other->{refreshToken} // '')->code, 200,
            'another session of the same user is not revoked');
     };
@@ -161,7 +169,7 @@ check_error(token_call($port, '{"grantType":"refresh_token","refreshToken":42}')
     my $res = refresh_call($port, $r);
     my $next = tokens_ok($res, 'the token after the malformed requests: still valid, never rotated');
     is(refresh_call($port, $next->{refreshToken} // '')->code, 200,
-       'and its family was not revoked');
+       'and its session was not revoked');
 }
 
 # --- the legacy route: POST /v1/k8s/auth/oauth/tokens/refresh?refresh_token= ----
@@ -186,7 +194,7 @@ check_error(token_call($port, '{"grantType":"refresh_token","refreshToken":42}')
         check_error($res, 401, qr/^invalid refresh token$/, 'legacy refresh of a rotated token');
         check_legacy_headers($res, 'legacy refresh of a rotated token', 1);
         check_error(refresh_call($port, $third->{refreshToken} // ''), 401, qr/^invalid refresh token$/,
-                    'reuse through the legacy route revokes the family');
+                    'reuse through the legacy route revokes the session');
     };
 
     $res = http_request(port => $port, method => 'POST', path => '/v1/k8s/auth/oauth/tokens/refresh');
@@ -218,7 +226,7 @@ my $short_next;
     $short_next = tokens_ok($res, 'sessshort refresh within the lifetime');
 }
 
-# --- the reuse checks, once the grace period after the last rotation is over -------
+# --- the reuse checks, once the retry window after the last rotation is over -------
 {
     my $wait = $GRACE - (time - $last_rotation);
     sleep $wait if $wait > 0;

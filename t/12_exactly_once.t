@@ -1,12 +1,12 @@
-# Exactly once: of N concurrent redemptions of one code, or of
-# one refresh token, exactly one succeeds and every other gets 401. On one
-# host (the Apache::Test server, shmcb store, the module's global mutex) and
-# across two independent httpd instances sharing redis, then sharing
-# memcached (a code minted on host A redeemed on host B; the concurrent
-# requests split between both hosts). The losers of a refresh race are
-# refused without ending the winner's session (the module's grace period
-# for concurrent refreshes). The counts go to diag() for the issue's
-# closing note.
+# Exactly once: of N concurrent redemptions of one code, exactly one
+# succeeds and every other gets 401; N concurrent copies of one refresh
+# token all get the same successor (one successor, never a fork: the
+# session's tokens are fixed per generation), and that successor works. On
+# one host (the Apache::Test server, shmcb store, the module's global
+# mutex) and across two independent httpd instances sharing redis, then
+# sharing memcached (a code minted on host A redeemed on host B; the
+# concurrent requests split between both hosts). The counts go to diag()
+# for the issue's closing note.
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -55,9 +55,11 @@ sub mint_refresh {
     return $body->{refreshToken} // 'none';
 }
 
-# Runs one round: every request at once. Exactly one 200, the others 401.
-sub round {
-    my($name, $message, @reqs) = @_;
+# Runs one round of a code: every request at once. Exactly one 200, the
+# others 401.
+sub code_round {
+    my($name, @reqs) = @_;
+    my $message = 'invalid or expired code';
     my @res = race(@reqs);
     my %by;
     $by{ $_->code }++ for @res;
@@ -73,6 +75,26 @@ sub round {
     return ($won, scalar @reqs, $body);
 }
 
+# Runs one round of a refresh token: every request at once. Each gets 200
+# and the same successor. Returns (1 for one successor, requests, a body).
+sub refresh_round {
+    my($name, @reqs) = @_;
+    my @res = race(@reqs);
+    my %by;
+    $by{ $_->code }++ for @res;
+    is($by{200} // 0, scalar @reqs, "$name: each of " . scalar(@reqs) . ' concurrent copies gets 200')
+        or diag('statuses: ' . join(', ', map { "$_ x$by{$_}" } sort keys %by));
+    my %next;
+    for my $res (grep { $_->code == 200 } @res) {
+        my $body = reply_of($res) || {};
+        $next{ $body->{refreshToken} // '' }++;
+    }
+    is(scalar keys %next, 1, "$name: one successor for all of them, never a fork")
+        or diag('successors: ' . join(', ', map { "x$_" } values %next));
+    my($one) = keys %next;
+    return (keys %next == 1 ? 1 : 0, scalar @reqs, { refreshToken => $one });
+}
+
 # ROUNDS rounds of N for codes and for refresh tokens; PORTS are used in turn.
 sub backend {
     my($label, $mint_port, @ports) = @_;
@@ -84,18 +106,19 @@ sub backend {
                 my $port = $ports[$_ % @ports];
                 $kind eq 'code' ? exchange_req($port, $secret) : refresh_req($port, $secret);
             } 0 .. $N - 1;
-            my($w, $t, $body) = round("$label, $kind, round $r", $kind eq 'code' ? 'invalid or expired code'
-                                                                                 : 'invalid refresh token', @reqs);
-            # the losers raced with the rotation: the winner's session lives on
+            my($w, $t, $body) = $kind eq 'code' ? code_round("$label, $kind, round $r", @reqs)
+                                                : refresh_round("$label, $kind, round $r", @reqs);
             my $res = refresh_call($ports[-1], ($body || {})->{refreshToken} // 'none');
-            is($res->code, 200, "$label, $kind, round $r: the winner's new refresh token works");
+            is($res->code, 200, "$label, $kind, round $r: the new refresh token works");
             reply_of($res);
             $won += $w;
             $tried += $t;
         }
-        my $line = sprintf('exactly once, %s, %s: %d concurrent redemptions (%d rounds of %d), %d succeeded',
-                           $label, $kind eq 'code' ? 'authorization code' : 'refresh token',
-                           $tried, $ROUNDS, $N, $won);
+        my $line = $kind eq 'code'
+            ? sprintf('exactly once, %s, authorization code: %d concurrent redemptions (%d rounds of %d), %d succeeded',
+                      $label, $tried, $ROUNDS, $N, $won)
+            : sprintf('exactly one successor, %s, refresh token: %d concurrent copies (%d rounds of %d), %d rounds with exactly one successor',
+                      $label, $tried, $ROUNDS, $N, $won);
         diag($line);
         push @summary, $line;
     }
@@ -110,8 +133,9 @@ my @hosts;
 for my $store (qw(redis memcached)) {
     my $svc = $store eq 'redis' ? start_redis() : start_memcached();
     my $cache = ($store eq 'redis' ? 'redis' : 'memcache') . ":127.0.0.1:$svc->{port}";
-    my $a = start_httpd(name => "$store-a", cache => $cache, site => RunaiHosts::session_site());
-    my $b = start_httpd(name => "$store-b", cache => $cache, site => RunaiHosts::session_site());
+    my $site = RunaiHosts::session_site(extra => 'RunaiTokenRefreshRetry 2');
+    my $a = start_httpd(name => "$store-a", cache => $cache, site => $site);
+    my $b = start_httpd(name => "$store-b", cache => $cache, site => $site);
     push @hosts, $a, $b;
     my($pa, $pb) = ($a->{port}, $b->{port});
 
@@ -136,12 +160,12 @@ for my $store (qw(redis memcached)) {
 
     backend("$store shared by two hosts (A mints, A and B redeem)", $pa, $pa, $pb);
 
-    # a rotated token presented after the module's 2 s grace period revokes
+    # a rotated token presented after the retry window (2 s here) revokes
     # the session, across hosts
     my $wait = 2.2 - (time - $rotated);
     sleep $wait if $wait > 0;
     is(refresh_call($pa, $r0)->code, 401, "$store: the first token presented again on host A: 401");
-    is(refresh_call($pb, $r2)->code, 401, "$store: the newest token on host B: revoked with its family");
+    is(refresh_call($pb, $r2)->code, 401, "$store: the newest token on host B: revoked with its session");
 }
 
 # --- no secret in any log ---------------------------------------------------------------------

@@ -92,7 +92,7 @@ sub oauth_ok {
     is(json_type($b->{expires_in}), 'number', "$name: expires_in is a number");
     is($b->{expires_in}, 3600, "$name: expires_in 3600");
     if (exists $b->{refresh_token}) {
-        like($b->{refresh_token}, qr/^[A-Za-z0-9_-]{43,}$/, "$name: refresh_token is opaque base64url");
+        like($b->{refresh_token}, $REFRESH_TOKEN_RE, "$name: refresh_token of the session format");
         push @refresh_tokens, $b->{refresh_token};
     }
     record_token($_) for grep { defined } values %$b;

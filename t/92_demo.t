@@ -186,7 +186,7 @@ sub grants {
     is($res->code, 200, "$label: password grant of " . ($c->{DEMO_USER} // "?") . ": 200") or diag($res->as_string);
     my $body = response_json($res) || {};
     like($body->{accessToken} // '', qr/^[\w-]+\.[\w-]+\.[\w-]+$/, "$label: password grant: an accessToken");
-    like($body->{refreshToken} // '', qr/^[\w-]{43}$/, "$label: password grant: a refreshToken");
+    like($body->{refreshToken} // '', $REFRESH_TOKEN_RE, "$label: password grant: a refreshToken");
     $res = token_call($port, { grantType => 'app_token', appID => $c->{DEMO_APP_ID},
                                appSecret => $c->{DEMO_APP_SECRET} });
     is($res->code, 200, "$label: app_token grant of " . ($c->{DEMO_APP_ID} // "?") . ": 200") or diag($res->as_string);

@@ -39,6 +39,9 @@ static const struct {
     [RT_ERR_CLIENT_MISMATCH] = {400, "invalid_grant", 400, "client_mismatch"},
     [RT_ERR_THROTTLED] = {429, "invalid_grant", 429, "throttled"},
     [RT_ERR_THROTTLED_CLIENT] = {429, "invalid_client", 429, "throttled"},
+    /* Not invalid_grant: the token stays good, the client waits. */
+    [RT_ERR_REFRESH_RATE] = {429, "temporarily_unavailable", 429,
+                             "refresh_rate"},
     [RT_ERR_STORE_DOWN] = {503, "temporarily_unavailable", 503,
                            "store_unavailable"},
     [RT_ERR_INTERNAL] = {500, "server_error", 500, "error"},

@@ -28,6 +28,7 @@ typedef enum {
     RT_ERR_CLIENT_MISMATCH,   /* code redeemed by another client */
     RT_ERR_THROTTLED,         /* too many failed attempts: a user's */
     RT_ERR_THROTTLED_CLIENT,  /* ... an application's or a client's */
+    RT_ERR_REFRESH_RATE,      /* a session over RunaiTokenRefreshRate */
     RT_ERR_STORE_DOWN,        /* the session store did not answer */
     RT_ERR_INTERNAL,          /* anything else: logged, answered without */
     RT_ERR__COUNT

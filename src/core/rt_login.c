@@ -28,7 +28,6 @@ json_t *rt_login_to_json(const rt_login *l)
     set_str(o, "ext", l->external);
     set_str(o, "ruri", l->redirect_uri);
     set_str(o, "chal", l->challenge);
-    set_str(o, "fam", l->family);
     if (l->session_exp) {
         json_object_set_new(o, "sexp", json_integer(l->session_exp));
     }
@@ -46,7 +45,6 @@ int rt_login_from_json(apr_pool_t *p, json_t *o, rt_login *l)
     l->external = rt_login_str(p, o, "ext");
     l->redirect_uri = rt_login_str(p, o, "ruri");
     l->challenge = rt_login_str(p, o, "chal");
-    l->family = rt_login_str(p, o, "fam");
     l->session_exp = json_integer_value(json_object_get(o, "sexp"));
     return l->sub != NULL && json_is_object(l->profile);
 }

@@ -16,7 +16,6 @@ typedef struct rt_login {
     const char *redirect_uri; /* codes only */
     const char *challenge;    /* codes only: PKCE S256 challenge */
     apr_int64_t session_exp;  /* refresh sessions: absolute end */
-    const char *family;       /* refresh sessions: family id */
 } rt_login;
 
 /* A new JSON object of l (the caller decrefs it). */

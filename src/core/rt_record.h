@@ -9,9 +9,8 @@
 
 typedef enum {
     RT_REC_CODE = 'c',     /* one-time authorization code */
-    RT_REC_REFRESH = 'r',  /* live refresh token of a session */
-    RT_REC_USED = 'u',     /* rotated refresh token, for reuse detection */
-    RT_REC_REVOKED = 'v',  /* a revoked session (refresh token family) */
+    RT_REC_SESSION = 's',  /* a refresh session, by its handle */
+    RT_REC_REFRESH = 'r',  /* a session of the earlier format, by its token */
     RT_REC_THROTTLE = 't', /* failed-attempt counter */
     RT_REC_PING = 'p'      /* liveness probe of the store */
 } rt_rec_kind;

@@ -106,6 +106,9 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->external_token_var = NULL;
     c->throttle_attempts = -1;
     c->throttle_seconds = 0;
+    c->refresh_retry = -1;
+    c->refresh_rate = -1;
+    c->refresh_rate_seconds = 0;
     c->leeway = -1;
     c->user_claim = NULL;
     c->app_cache = -1;
@@ -156,6 +159,9 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(external_token_var, NULL);
     PICK(throttle_attempts, -1);
     PICK(throttle_seconds, 0);
+    PICK(refresh_retry, -1);
+    PICK(refresh_rate, -1);
+    PICK(refresh_rate_seconds, 0);
     PICK(leeway, -1);
     PICK(user_claim, NULL);
     PICK(app_cache, -1);
@@ -280,6 +286,12 @@ const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dcv,
 {
     return set_seconds(cmd, v, 1, 31536000,
                        &((rt_dir_conf *)dcv)->refresh_lifetime);
+}
+
+const char *rt_config_set_refresh_retry(cmd_parms *cmd, void *dcv,
+                                        const char *v)
+{
+    return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->refresh_retry);
 }
 
 const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v)
@@ -415,30 +427,49 @@ const char *rt_config_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
     return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
 }
 
-const char *rt_config_set_throttle(cmd_parms *cmd, void *dcv,
-                                   const char *attempts, const char *seconds)
+/* COUNT SECONDS, or off: a count per window (RunaiTokenThrottle,
+ * RunaiTokenRefreshRate). */
+static const char *set_count_window(cmd_parms *cmd, const char *count,
+                                    const char *seconds, const char *what,
+                                    int *n, int *window)
 {
-    rt_dir_conf *dc = dcv;
     apr_int64_t a, s;
 
-    if (seconds == NULL && strcasecmp(attempts, "off") == 0) {
-        dc->throttle_attempts = 0;
-        dc->throttle_seconds = 0;
+    if (seconds == NULL && strcasecmp(count, "off") == 0) {
+        *n = 0;
+        *window = 0;
         return NULL;
     }
-    if (rt_parse_int(attempts, 1, 100000, &a) != 0) {
-        return BAD(cmd, attempts,
-                   "is not a number of attempts from 1 to "
-                   "100000 (or 'off')");
+    if (rt_parse_int(count, 1, 100000, &a) != 0) {
+        return BAD(cmd, count,
+                   "is not a number of %s from 1 to 100000 (or 'off')", what);
     }
     if (seconds == NULL || rt_parse_int(seconds, 1, 86400, &s) != 0) {
         return BAD(cmd, seconds ? seconds : "",
                    "is not a window of 1 to "
                    "86400 seconds");
     }
-    dc->throttle_attempts = (int)a;
-    dc->throttle_seconds = (int)s;
+    *n = (int)a;
+    *window = (int)s;
     return NULL;
+}
+
+const char *rt_config_set_throttle(cmd_parms *cmd, void *dcv,
+                                   const char *attempts, const char *seconds)
+{
+    rt_dir_conf *dc = dcv;
+
+    return set_count_window(cmd, attempts, seconds, "attempts",
+                            &dc->throttle_attempts, &dc->throttle_seconds);
+}
+
+const char *rt_config_set_refresh_rate(cmd_parms *cmd, void *dcv,
+                                       const char *count, const char *seconds)
+{
+    rt_dir_conf *dc = dcv;
+
+    return set_count_window(cmd, count, seconds, "refreshes", &dc->refresh_rate,
+                            &dc->refresh_rate_seconds);
 }
 
 /* RunaiTokenAppProvider / RunaiTokenPasswordProvider: cmd->info is the
@@ -618,6 +649,17 @@ apr_int64_t rt_config_refresh_lifetime(const rt_dir_conf *dc)
 apr_int64_t rt_config_code_lifetime(const rt_server_conf *sc)
 {
     return sc->code_lifetime > 0 ? sc->code_lifetime : RT_DEFAULT_CODE_LIFETIME;
+}
+
+void rt_config_refresh_rules(const rt_dir_conf *dc, rt_refresh_rules *rules)
+{
+    rules->retry =
+        dc->refresh_retry >= 0 ? dc->refresh_retry : RT_DEFAULT_REFRESH_RETRY;
+    rules->rate_count =
+        dc->refresh_rate >= 0 ? dc->refresh_rate : RT_DEFAULT_REFRESH_RATE;
+    rules->rate_seconds = dc->refresh_rate >= 0
+                              ? dc->refresh_rate_seconds
+                              : RT_DEFAULT_REFRESH_RATE_SECONDS;
 }
 
 int rt_config_throttle(const rt_dir_conf *dc, int *seconds)

@@ -12,6 +12,7 @@
 
 #include "rt_claim.h"
 #include "rt_key.h"
+#include "rt_refresh.h"
 
 /* How a registered client authenticates: as its RunaiTokenClient line
  * says, or, when it says neither, confidential when the application
@@ -65,6 +66,9 @@ typedef struct rt_dir_conf {
     const char *external_token_var;         /* NULL: unset */
     int throttle_attempts;                  /* -1: unset, 0: off */
     int throttle_seconds;
+    apr_int64_t refresh_retry; /* -1: unset */
+    int refresh_rate;          /* -1: unset, 0: off */
+    int refresh_rate_seconds;
     apr_int64_t leeway;      /* -1: unset */
     const char *user_claim;  /* NULL: unset */
     apr_int64_t app_cache;   /* -1: unset, 0: off */
@@ -82,6 +86,9 @@ typedef struct rt_dir_conf {
 #define RT_DEFAULT_CODE_LIFETIME 60
 #define RT_DEFAULT_THROTTLE_ATTEMPTS 10
 #define RT_DEFAULT_THROTTLE_SECONDS 60
+#define RT_DEFAULT_REFRESH_RETRY 30
+#define RT_DEFAULT_REFRESH_RATE 60
+#define RT_DEFAULT_REFRESH_RATE_SECONDS 60
 #define RT_DEFAULT_LEEWAY 30
 #define RT_DEFAULT_APP_CACHE 10
 #define RT_DEFAULT_USER_CLAIM "sub"
@@ -105,6 +112,10 @@ const char *rt_config_set_claim(cmd_parms *cmd, void *dc, const char *name,
 const char *rt_config_set_max_body(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dc,
                                            const char *v);
+const char *rt_config_set_refresh_retry(cmd_parms *cmd, void *dc,
+                                        const char *v);
+const char *rt_config_set_refresh_rate(cmd_parms *cmd, void *dc,
+                                       const char *count, const char *seconds);
 const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc,
                                         const char *v);
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
@@ -143,6 +154,8 @@ const apr_array_header_t *rt_config_audience(const rt_dir_conf *dc,
                                              apr_pool_t *p);
 /* Throttle limit for one principal (0: off) and its window in seconds. */
 int rt_config_throttle(const rt_dir_conf *dc, int *seconds);
+/* RunaiTokenRefreshRetry and RunaiTokenRefreshRate as rotation rules. */
+void rt_config_refresh_rules(const rt_dir_conf *dc, rt_refresh_rules *rules);
 /* RunaiTokenRequirePKCE: every code needs a challenge. */
 int rt_config_require_pkce(const rt_server_conf *sc);
 /* A registered client, NULL when unknown. */

@@ -377,15 +377,26 @@ static rt_error *grant_refresh(rt_ctx *c, json_t **reply)
     const char *token = rt_request_field(&c->f, RT_F_REFRESH_TOKEN);
     const char *access = NULL, *idt = NULL, *next = NULL;
     rt_login l = {0};
+    rt_refresh_rules rules;
+    apr_int64_t wait = 0;
     rt_error *e;
 
     c->grant = "refresh_token";
     if (token == NULL) {
         return missing(c, RT_F_REFRESH_TOKEN);
     }
-    switch (rt_session_refresh(c->r, token, refresh_client_ok, c, &l, &next)) {
+    rt_config_refresh_rules(c->dc, &rules);
+    switch (rt_session_refresh(c->r, token, &rules, refresh_client_ok, c, &l,
+                               &next, &wait)) {
     case RT_REFRESH_OK:
         break;
+    case RT_REFRESH_LIMITED:
+        c->principal = l.sub;
+        c->client = l.azp;
+        apr_table_setn(c->r->err_headers_out, "Retry-After",
+                       apr_psprintf(c->r->pool, "%" APR_INT64_T_FMT, wait));
+        return fail(c, RT_ERR_REFRESH_RATE,
+                    "too many refreshes of this session");
     case RT_REFRESH_REFUSED:
         c->principal = l.sub;
         c->client = l.azp;

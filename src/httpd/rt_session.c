@@ -6,139 +6,201 @@
 
 APLOG_USE_MODULE(runai_token);
 
-#define SECRET_BYTES 32 /* refresh tokens: 256 random bits */
-#define FAMILY_BYTES 16
-/* Seconds after a rotation in which the old token is refused without
- * revoking the session: concurrent refreshes, not theft. */
-#define REUSE_GRACE 2
-
-/* A new refresh token of login's family and the record to store under
- * it (the caller decrefs it); NULL when no token could be made. */
-static json_t *new_refresh(request_rec *r, const rt_login *login,
-                           const char **token)
+/* The session's place in the record, beside its login. */
+static void state_get(const json_t *o, rt_refresh_state *s)
 {
-    *token = rt_random_id(r->pool, SECRET_BYTES);
-    return *token ? rt_login_to_json(login) : NULL;
+    s->gen = json_integer_value(json_object_get(o, "gen"));
+    s->at = json_integer_value(json_object_get(o, "at"));
+    s->rate_start = json_integer_value(json_object_get(o, "rs"));
+    s->rate_count = json_integer_value(json_object_get(o, "rc"));
+    s->revoked = json_is_true(json_object_get(o, "rv"));
 }
 
-/* Stores login under a new refresh token of its family. */
-static rt_store_status issue_refresh(request_rec *r, const rt_login *login,
-                                     const char **token)
+static void state_set(json_t *o, const rt_refresh_state *s)
 {
-    json_t *data = new_refresh(r, login, token);
-    rt_store_status st;
-
-    if (data == NULL) {
-        return RT_STORE_DOWN;
+    json_object_set_new(o, "gen", json_integer(s->gen));
+    json_object_set_new(o, "at", json_integer(s->at));
+    json_object_set_new(o, "rs", json_integer(s->rate_start));
+    json_object_set_new(o, "rc", json_integer(s->rate_count));
+    if (s->revoked) {
+        json_object_set_new(o, "rv", json_true());
     }
-    st = rt_store_put(r, RT_REC_REFRESH, *token, login->session_exp, data);
-    json_decref(data);
-    return st;
 }
 
 rt_store_status rt_session_start(request_rec *r, rt_login *login,
                                  apr_int64_t session_exp, const char **token)
 {
+    const char *handle = rt_random_id(r->pool, RT_REFRESH_HANDLE_BYTES);
+    const char *seed = rt_random_id(r->pool, RT_REFRESH_SEED_BYTES);
+    rt_refresh_state s = {1, apr_time_sec(r->request_time), 0, 0, 0};
+    json_t *data;
+    rt_store_status st;
+
     login->session_exp = session_exp;
-    login->family = rt_random_id(r->pool, FAMILY_BYTES);
     login->nonce = login->external = NULL;
     login->redirect_uri = login->challenge = NULL;
-    if (login->family == NULL) {
+    *token = rt_refresh_token(r->pool, handle, seed, s.gen);
+    data = *token ? rt_login_to_json(login) : NULL;
+    if (data == NULL) {
         return RT_STORE_DOWN;
     }
-    return issue_refresh(r, login, token);
+    json_object_set_new(data, "seed", json_string(seed));
+    state_set(data, &s);
+    st = rt_store_put(r, RT_REC_SESSION, handle, session_exp, data);
+    json_decref(data);
+    return st;
 }
 
-rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
-                                     rt_session_check_fn check, void *baton,
-                                     rt_login *login, const char **next)
+/* A token of the format before sessions had one record: its login starts a
+ * session of the current kind, so an upgrade ends no session. */
+static rt_refresh_status legacy(request_rec *r, const char *token,
+                                rt_session_check_fn check, void *baton,
+                                rt_login *login, const char **next)
 {
-    json_t *data = NULL, *marker;
+    json_t *data = NULL;
     rt_store_status st = rt_store_take(r, RT_REC_REFRESH, token, &data);
 
     if (st == RT_STORE_NOTFOUND) {
-        /* A rotated token presented again: someone holds a copy. */
-        if (rt_store_get(r, RT_REC_USED, token, &data) != RT_STORE_OK) {
-            return RT_REFRESH_INVALID;
-        }
-        /* Requests that raced with the rotation (a client refreshing from
-         * two threads) lose without ending the session; a copy presented
-         * later means the token leaked. Revocation is a marker, not the
-         * removal of a record, so a cache that evicts old records cannot
-         * end live sessions. */
-        if (apr_time_sec(r->request_time) -
-                json_integer_value(json_object_get(data, "at")) <
-            REUSE_GRACE) {
-            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                          "refresh token presented again while it was being "
-                          "rotated: refused, session kept");
-            return RT_REFRESH_INVALID;
-        }
-        login->family = rt_login_str(r->pool, data, "fam");
-        if (login->family != NULL) {
-            json_t *none = json_object();
-            rt_store_put(r, RT_REC_REVOKED, login->family,
-                         json_integer_value(json_object_get(data, "sexp")),
-                         none);
-            json_decref(none);
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "refresh token reused: its session is revoked");
-        return RT_REFRESH_REUSED;
+        return RT_REFRESH_INVALID;
     }
     if (st != RT_STORE_OK) {
         return RT_REFRESH_DOWN;
     }
-    if (!rt_login_from_json(r->pool, data, login) || login->family == NULL) {
+    if (!rt_login_from_json(r->pool, data, login)) {
         return RT_REFRESH_INVALID;
     }
     if (check != NULL && !check(r, login, baton)) {
-        /* Not this requester's to redeem: the token goes back, good for
-         * the client it was issued to. */
-        if (rt_store_put(r, RT_REC_REFRESH, token, login->session_exp, data) !=
-            RT_STORE_OK) {
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                          "a refused refresh token could not be put back: "
-                          "its session ends");
-        }
+        /* Not this requester's: the token goes back as it was. */
+        rt_store_put(r, RT_REC_REFRESH, token, login->session_exp, data);
         return RT_REFRESH_REFUSED;
     }
-    /* Mark the old token used, look for a revocation of the session, and
-     * store the next token unless the session was revoked: one turn of the
-     * store's mutex where it has one. A failed look fails closed. */
-    marker = json_pack("{s:s,s:I,s:I}", "fam", login->family, "sexp",
-                       (json_int_t)login->session_exp, "at",
-                       (json_int_t)apr_time_sec(r->request_time));
-    data = new_refresh(r, login, next);
-    if (data == NULL || marker == NULL) {
-        json_decref(marker);
-        json_decref(data);
+    return rt_session_start(r, login, login->session_exp, next) == RT_STORE_OK
+               ? RT_REFRESH_OK
+               : RT_REFRESH_DOWN;
+}
+
+/* One refresh under the store's mutex: the record as it is now decides. */
+typedef struct {
+    const rt_refresh_parts *t;
+    const rt_refresh_rules *rules;
+    rt_refresh_verdict verdict;
+    apr_int64_t issue;
+    apr_int64_t behind; /* the record's generation, when behind the token */
+    int found;
+} rotation;
+
+static json_t *rotate(request_rec *r, json_t *old, void *baton,
+                      apr_int64_t *exp)
+{
+    rotation *o = baton;
+    rt_refresh_state s;
+
+    o->found =
+        old != NULL &&
+        rt_refresh_authentic(r->pool, o->t,
+                             json_string_value(json_object_get(old, "seed")));
+    if (!o->found) {
+        return NULL;
+    }
+    state_get(old, &s);
+    o->behind = o->t->gen > s.gen ? s.gen : 0;
+    o->verdict = rt_refresh_decide(&s, o->t->gen, o->rules, &o->issue);
+    if (o->verdict == RT_RS_REVOKED || o->verdict == RT_RS_LIMITED) {
+        return NULL;
+    }
+    state_set(old, &s);
+    *exp = json_integer_value(json_object_get(old, "sexp"));
+    return json_incref(old);
+}
+
+rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
+                                     rt_refresh_rules *rules,
+                                     rt_session_check_fn check, void *baton,
+                                     rt_login *login, const char **next,
+                                     apr_int64_t *wait)
+{
+    rt_refresh_parts t;
+    rotation o = {&t, rules, RT_RS_REVOKED, 0, 0, 0};
+    json_t *data = NULL;
+    rt_store_status st;
+
+    if (ap_strchr_c(token, '.') == NULL) {
+        return legacy(r, token, check, baton, login, next);
+    }
+    if (!rt_refresh_parse(r->pool, token, &t)) {
+        return RT_REFRESH_INVALID;
+    }
+    /* The login and the client rules first, outside the mutex (the rules
+     * may ask an authn provider): a refused refresh changes nothing. */
+    {
+        rt_store_step get = {.op = RT_STORE_GET,
+                             .kind = RT_REC_SESSION,
+                             .material = t.handle,
+                             .confirm_miss = 1};
+
+        rt_store_steps(r, &get, 1);
+        st = get.st;
+        data = get.got;
+    }
+    if (st == RT_STORE_NOTFOUND) {
+        return RT_REFRESH_INVALID;
+    }
+    if (st != RT_STORE_OK) {
         return RT_REFRESH_DOWN;
     }
-    {
-        rt_store_step t[3] = {{.op = RT_STORE_PUT,
-                               .kind = RT_REC_USED,
-                               .material = token,
-                               .put = marker,
-                               .exp = login->session_exp},
-                              {.op = RT_STORE_GET,
-                               .kind = RT_REC_REVOKED,
-                               .material = login->family,
-                               .stop_if_found = 1},
-                              {.op = RT_STORE_PUT,
-                               .kind = RT_REC_REFRESH,
-                               .material = *next,
-                               .put = data,
-                               .exp = login->session_exp}};
-
-        rt_store_steps(r, t, 3);
-        json_decref(marker);
-        json_decref(data);
-        if (t[1].st == RT_STORE_OK) {
-            return RT_REFRESH_INVALID; /* its session was revoked */
-        }
-        return t[0].st == RT_STORE_OK && t[2].st == RT_STORE_OK
-                   ? RT_REFRESH_OK
-                   : RT_REFRESH_DOWN;
+    if (!rt_refresh_authentic(
+            r->pool, &t, json_string_value(json_object_get(data, "seed"))) ||
+        !rt_login_from_json(r->pool, data, login)) {
+        return RT_REFRESH_INVALID;
     }
+    if (check != NULL && !check(r, login, baton)) {
+        return RT_REFRESH_REFUSED;
+    }
+    rules->now = apr_time_sec(r->request_time);
+    {
+        rt_store_step u = {.op = RT_STORE_UPDATE,
+                           .kind = RT_REC_SESSION,
+                           .material = t.handle,
+                           .fn = rotate,
+                           .baton = &o,
+                           .confirm_miss = 1};
+
+        rt_store_steps(r, &u, 1);
+        st = u.st;
+    }
+    if (st != RT_STORE_OK) {
+        return st == RT_STORE_NOTFOUND ? RT_REFRESH_INVALID : RT_REFRESH_DOWN;
+    }
+    if (!o.found) {
+        return RT_REFRESH_INVALID; /* ended since the first read */
+    }
+    switch (o.verdict) {
+    case RT_RS_REVOKED:
+        return RT_REFRESH_INVALID;
+    case RT_RS_REUSED:
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "refresh token reused: its session is revoked");
+        return RT_REFRESH_REUSED;
+    case RT_RS_LIMITED:
+        *wait = o.issue > 0 ? o.issue : 1;
+        return RT_REFRESH_LIMITED;
+    case RT_RS_RETRY:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "refresh token presented again within the retry "
+                      "window: its successor is answered again");
+        break;
+    case RT_RS_ROTATE:
+        if (o.behind) {
+            ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                          "session record was behind its refresh token "
+                          "(generation %" APR_INT64_T_FMT " < %" APR_INT64_T_FMT
+                          ": the store lost a write); caught up",
+                          o.behind, t.gen);
+        }
+        break;
+    }
+    *next = rt_refresh_token(r->pool, t.handle,
+                             json_string_value(json_object_get(data, "seed")),
+                             o.issue);
+    return *next ? RT_REFRESH_OK : RT_REFRESH_DOWN;
 }

@@ -533,7 +533,12 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
-    struct ap_socache_hints hints = {64, 2048, 86400 * APR_USEC_PER_SEC};
+    /* shmcb sizes its index by these: records are keys of RT_REC_KEY_LEN
+     * bytes and values of 100 (a throttle counter) to 600 (a session with
+     * a few claims) bytes; hinting below the average keeps index slots from
+     * running out before the data area does (docs/operations.md, "Sizing"). */
+    struct ap_socache_hints hints = {RT_REC_KEY_LEN, 256,
+                                     86400 * APR_USEC_PER_SEC};
     apr_status_t rv;
 
     /* Loading the module changes nothing until it is used: no shared
@@ -701,7 +706,8 @@ static rt_store_status raw_put(request_rec *r, int local,
 }
 
 /* Memcache and redis clients answer "not found" when no server is up, so
- * a miss is confirmed by a write before it is believed. */
+ * a miss of a shared store is confirmed by a write before it is believed;
+ * shmcb and dbm answer for themselves. */
 static rt_store_status confirm_miss(request_rec *r)
 {
     unsigned char key[RT_REC_KEY_LEN];
@@ -710,6 +716,9 @@ static rt_store_status confirm_miss(request_rec *r)
     apr_size_t len;
     rt_store_status st;
 
+    if (!g.shared) {
+        return RT_STORE_NOTFOUND;
+    }
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
         json_decref(empty);
         return RT_STORE_DOWN;
@@ -794,6 +803,9 @@ static rt_store_status update(request_rec *r, const unsigned char *key,
     apr_int64_t exp = 0;
     rt_store_status st = decode(r, raw_get(r, t->local, key, &got), &got, &old);
 
+    if (st == RT_STORE_NOTFOUND && t->confirm_miss) {
+        st = confirm_miss(r);
+    }
     if (st == RT_STORE_DOWN) {
         return st;
     }
@@ -821,7 +833,9 @@ static rt_store_status run(request_rec *r, const unsigned char *key,
 
     switch (t->op) {
     case RT_STORE_GET:
-        return raw_get(r, t->local, key, got);
+        st = raw_get(r, t->local, key, got);
+        return st == RT_STORE_NOTFOUND && t->confirm_miss ? confirm_miss(r)
+                                                          : st;
     case RT_STORE_PUT:
         return raw_put(r, t->local, key, t->exp, val, len);
     case RT_STORE_REMOVE:

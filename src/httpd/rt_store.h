@@ -55,6 +55,10 @@ typedef struct {
     rt_store_update_fn fn;
     void *baton;
     int stop_if_found; /* GET: the steps after it run only on a miss */
+    /* GET, UPDATE: a miss of a store other hosts share is confirmed by a
+     * probe write (as a take's always is): RT_STORE_NOTFOUND then means
+     * the store answered. */
+    int confirm_miss;
     /* The record is this host's own, read and written by this host only,
      * always under the mutex: beside a shared store it is kept in a shmcb
      * of this host (mod_socache_shmcb loaded), else in the store under a
@@ -71,11 +75,10 @@ typedef struct {
  * and decoded after it is released. The steps after one whose store is
  * down, or after a read marked stop_if_found whose record is there (even
  * if it then does not decode), are not run: their st stays RT_STORE_DOWN.
- * A take's miss is confirmed by a probe write, so RT_STORE_NOTFOUND means
- * the store answered; of concurrent takers of one record, on one host or
- * several sharing the store, exactly one gets RT_STORE_OK. A get's miss is
- * not confirmed: memcache and redis clients also answer "not found" when
- * down. */
+ * A take's miss is confirmed (see confirm_miss); of concurrent takers of
+ * one record, on one host or several sharing the store, exactly one gets
+ * RT_STORE_OK. Other misses are confirmed only when asked: memcache and
+ * redis clients also answer "not found" when down. */
 void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
 
 /* rt_store_steps of one step. */

@@ -31,8 +31,12 @@ our @EXPORT = qw(
   check_error check_success_headers check_legacy_headers response_json
   jwt_parts check_token_basics check_payload_encoding record_token
   verify_crypt_jwt verify_libjwt verify_pyjwt verify_pyjwt_batch flip_signature
-  b64json jws_signature forge_jwt key_info thumbprint
+  b64json jws_signature forge_jwt key_info thumbprint $REFRESH_TOKEN_RE
 );
+
+# A refresh token: a session handle (128 bits), its generation, and a MAC
+# (256 bits), in base64url and decimal.
+our $REFRESH_TOKEN_RE = qr/^[A-Za-z0-9_-]{22}\.[1-9][0-9]*\.[A-Za-z0-9_-]{43}$/;
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 

@@ -22,7 +22,7 @@
 #include "rt_form.h"
 #include "rt_oidc.h"
 #include "rt_record.h"
-#include "rt_jwt.h"
+#include "rt_refresh.h"
 #include "rt_jwt.h"
 #include "rt_key.h"
 #include "rt_request.h"
@@ -1036,6 +1036,111 @@ static void test_statefile(void)
        "statefile: a value without expiry has none");
 }
 
+static void test_refresh_tokens(void)
+{
+    const char *h = "AAAAAAAAAAAAAAAAAAAAAA", *seed = "seed-one", *t, *t2;
+    rt_refresh_parts parts;
+    char *bad;
+
+    t = rt_refresh_token(pool, h, seed, 7);
+    ok(t != NULL && strncmp(t, "AAAAAAAAAAAAAAAAAAAAAA.7.", 25) == 0 &&
+           strlen(t) == 25 + 43,
+       "refresh token: handle, generation, 43-character MAC");
+    t2 = rt_refresh_token(pool, h, seed, 7);
+    is_str(t2, t, "refresh token: the same generation gives the same token");
+    ok(strcmp(rt_refresh_token(pool, h, seed, 8), t) != 0 &&
+           strcmp(rt_refresh_token(pool, h, "seed-two", 7), t) != 0,
+       "refresh token: another generation or seed, another MAC");
+    ok(rt_refresh_parse(pool, t, &parts) && parts.gen == 7 &&
+           strcmp(parts.handle, h) == 0 &&
+           rt_refresh_authentic(pool, &parts, seed) &&
+           !rt_refresh_authentic(pool, &parts, "seed-two") &&
+           !rt_refresh_authentic(pool, &parts, NULL),
+       "refresh token: parsed back, authentic under its seed only");
+    bad = apr_pstrdup(pool, t);
+    bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'A' ? 'B' : 'A';
+    ok(rt_refresh_parse(pool, bad, &parts) &&
+           !rt_refresh_authentic(pool, &parts, seed),
+       "refresh token: an altered MAC is not authentic");
+    bad = apr_pstrcat(pool, h, ".8.", t + 25, NULL);
+    ok(rt_refresh_parse(pool, bad, &parts) &&
+           !rt_refresh_authentic(pool, &parts, seed),
+       "refresh token: another generation with the MAC of this one is not");
+    {
+        const char *shapes[] = {
+            "",
+            "x",
+            "AAAA.1.AAAA",
+            "AAAAAAAAAAAAAAAAAAAAAA.1",
+            apr_pstrcat(pool, h, ".0.", t + 25, NULL),
+            apr_pstrcat(pool, h, ".07.", t + 25, NULL),
+            apr_pstrcat(pool, h, ".-1.", t + 25, NULL),
+            apr_pstrcat(pool, h, "..", t + 25, NULL),
+            apr_pstrcat(pool, h, ".1000000000000000.", t + 25, NULL),
+            apr_pstrcat(pool, h, ".1.", t + 25, "A", NULL),
+            apr_pstrcat(pool, "AAAAAAAAAAAAAAAAAAAAA=.1.", t + 25, NULL),
+            apr_pstrcat(pool, h, ".1.", t + 26, "+", NULL)};
+        int all = 1;
+
+        for (size_t i = 0; i < sizeof(shapes) / sizeof(*shapes); i++) {
+            all = all && !rt_refresh_parse(pool, shapes[i], &parts);
+        }
+        ok(all, "refresh token: malformed shapes are refused");
+    }
+}
+
+static void test_refresh_rules(void)
+{
+    rt_refresh_rules rules = {1000, 30, 3, 60};
+    rt_refresh_state s = {5, 990, 0, 0, 0}, keep;
+    apr_int64_t issue;
+
+    ok(rt_refresh_decide(&s, 5, &rules, &issue) == RT_RS_ROTATE && issue == 6 &&
+           s.gen == 6 && s.at == 1000 && s.rate_count == 1,
+       "rotation: the newest token rotates to the next generation");
+    rules.now = 1010;
+    ok(rt_refresh_decide(&s, 5, &rules, &issue) == RT_RS_RETRY && issue == 6 &&
+           s.gen == 6 && s.at == 1000,
+       "rotation: the one before, within the retry window, gets the newest "
+       "again");
+    rules.now = 1020;
+    ok(rt_refresh_decide(&s, 6, &rules, &issue) == RT_RS_ROTATE && issue == 7 &&
+           s.rate_count == 3,
+       "rotation: retries count against the rate");
+    keep = s;
+    ok(rt_refresh_decide(&s, 7, &rules, &issue) == RT_RS_LIMITED &&
+           issue == 40 && memcmp(&s, &keep, sizeof(s)) == 0,
+       "rotation: over the rate, the wait to the window's end and no "
+       "change");
+    rules.now = 1060;
+    ok(rt_refresh_decide(&s, 7, &rules, &issue) == RT_RS_ROTATE && issue == 8 &&
+           s.rate_start == 1060 && s.rate_count == 1,
+       "rotation: a new rate window");
+    ok(rt_refresh_decide(&s, 12, &rules, &issue) == RT_RS_ROTATE &&
+           issue == 13 && s.gen == 13,
+       "rotation: a record behind its token catches up");
+    rules.now = 1091;
+    ok(rt_refresh_decide(&s, 12, &rules, &issue) == RT_RS_REUSED && s.revoked,
+       "rotation: the one before, after the window, revokes");
+    ok(rt_refresh_decide(&s, 13, &rules, &issue) == RT_RS_REVOKED,
+       "rotation: a revoked session refuses its newest token");
+    s = (rt_refresh_state){5, 1091, 0, 0, 0};
+    ok(rt_refresh_decide(&s, 3, &rules, &issue) == RT_RS_REUSED,
+       "rotation: an older token revokes even within the window");
+    s = (rt_refresh_state){5, 1000, 1090, 3, 0};
+    ok(rt_refresh_decide(&s, 1, &rules, &issue) == RT_RS_REUSED,
+       "rotation: reuse is judged before the rate");
+    rules.retry = 0;
+    s = (rt_refresh_state){5, 1091, 0, 0, 0};
+    ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_REUSED,
+       "rotation: no retry window with RunaiTokenRefreshRetry 0");
+    rules.rate_count = 0;
+    s = (rt_refresh_state){5, 1000, 1090, 100, 0};
+    ok(rt_refresh_decide(&s, 5, &rules, &issue) == RT_RS_ROTATE &&
+           s.rate_count == 100,
+       "rotation: no rate with RunaiTokenRefreshRate off");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -1067,6 +1172,8 @@ int main(void)
     test_verify_iat();
     test_throttled_kinds();
     test_statefile();
+    test_refresh_tokens();
+    test_refresh_rules();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
