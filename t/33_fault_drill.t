@@ -9,11 +9,13 @@
 # 503 or a failed connection, a bounded number of times, a small pause).
 # Checked for every session:
 #   - it is not lost: a retry answers 200 with a new refresh token, and
-#     that token refreshes again with 200;
-#   - a retry of the same token within the retry window returns the SAME
-#     refresh token as the 200 before it (one successor, never a fork);
+#     that token refreshes again with 200 once every request of the drill
+#     (an abandoned one too) has finished on the server;
+#   - the same token presented again within the retry window, at once and
+#     after the drill settled, returns the SAME refresh token as the 200
+#     before it (one successor, never a fork);
 #   - no 401 for a token the client legitimately holds; every failure is
-#     the store's 503 body (or the client's own timeout);
+#     the store's 503 Error body (or the client's own timeout);
 #   - no false alarm: no "refresh token reused" in the error log.
 # Then reuse detection still works: on a site with RunaiTokenRefreshRetry 2,
 # a rotated token presented after the window answers 401, logs
@@ -34,7 +36,7 @@ use FindBin ();
 use lib "$FindBin::Bin/lib";
 
 use Apache::Test qw(-withtestmore);
-use File::Spec::Functions qw(catfile);
+use JSON::PP ();
 use Time::HiRes qw(time sleep);
 use RunaiTest;
 use RunaiHosts;
@@ -47,7 +49,7 @@ my $RETRY_PAUSE = 0.25;      # seconds between a client's retries
 my $RETRY_MAX = 48;          # attempts per refresh, the first included
 my $RETRY_SECONDS = 14;      # and at most this long (APR's dead server: 5 s)
 my $WITHIN_MS = 300;         # a hold the client waits out
-my $BEYOND_MS = 3000;        # a hold beyond the client's timeout
+my $BEYOND_MS = 2500;        # a hold beyond the client's timeout (and the retry's pause)
 my $REUSE_WINDOW = 2;        # RunaiTokenRefreshRetry of the reuse site
 
 my @ACTIONS = (
@@ -92,11 +94,13 @@ my $p = $h->{port};
 # than the store's 503 with its Error body or the client's own failed
 # connection goes to @ODD.
 my @ODD;
+my $SENT = 0;    # requests sent to the drill host
 sub refresh_with_retries {
     my($token, %o) = @_;
     my(@codes, $res);
     my $deadline = time + $RETRY_SECONDS;
     for my $attempt (1 .. $RETRY_MAX) {
+        $SENT++;
         $res = refresh_call($p, $token, timeout => $o{timeout} || $CLIENT_TIMEOUT);
         push @codes, $res->code;
         push @ODD, $res->code . ' ' . $res->content
@@ -115,6 +119,7 @@ sub login {
     my $name = shift;
     my $res;
     my $ok = wait_until($RETRY_SECONDS, $RETRY_PAUSE, sub {
+        $SENT++;
         $res = password_login($p, 'bob', $s->{users}{bob});
         $res->code == 200 || ($res->code != 503 && $res->code != 599 ? -1 : 0);
     });
@@ -122,6 +127,17 @@ sub login {
     my $rt = (reply_of($res) || {})->{refreshToken};
     die "$name: no session to drill\n" unless defined $rt;
     return $rt;
+}
+
+# Every request sent to the drill host has finished there (its access log
+# line is written when it ends, also for a request whose client gave up),
+# and the proxy holds no command: nothing of a drill is still running.
+sub settled {
+    my $done = wait_until(20, 0.05, sub {
+        my @n = (slurp($h->{access_log}) // '') =~ /\n/g;
+        return @n >= $SENT;
+    });
+    return $done && $proxy->wait_idle(10);
 }
 
 sub codes_text {
@@ -147,6 +163,7 @@ for my $round (1, 2) {
     my $rt = login("clean refresh $round");
     ok($proxy->wait_idle(5), "clean refresh $round: the proxy holds nothing");
     $proxy->reset;
+    $SENT++;
     my $res = refresh_call($p, $rt);
     is($res->code, 200, "clean refresh $round through the proxy: 200") or diag($res->content);
     reply_of($res);
@@ -165,8 +182,45 @@ for my $round (1, 2) {
 die "no redis command seen during a refresh: nothing to drill\n" unless @seq;
 
 # --- the drill: every step x every fault -------------------------------------------------
-my(%count, @lines);
+my(%count, @lines, $FIRED);
 $count{$_} = 0 for qw(tried lost alarms forks denied fired);
+
+# The armed fault fired (a held command fires when it is forwarded).
+sub fired {
+    my $name = shift;
+    $FIRED = $proxy->wait_fired($BEYOND_MS / 1000 + 5);
+    ok($FIRED->{fired}, "$name: the fault fired")
+        or diag('proxy: ' . JSON::PP->new->canonical->encode($FIRED));
+    $count{fired}++ if $FIRED->{fired};
+}
+
+# The client presents TOKEN again (it lost the answer, or retries to be
+# sure): within the retry window the answer is SUCCESSOR again. Returns
+# what happened, for the summary; counts 401s in $$denied and forks.
+sub same_again {
+    my($name, $token, $successor, $when, $denied) = @_;
+    my $t1 = time;
+    my($again) = refresh_with_retries($token);
+    my $token2 = $again->code == 200 ? (reply_of($again) || {})->{refreshToken} // '' : undef;
+    my $what;
+    if (!defined $token2) {
+        $$denied++ if $again->code == 401;
+        $what = 'answered ' . $again->code;
+        diag("$name: the same token again $when: " . $again->code . ' ' . $again->content);
+    }
+    elsif ($token2 eq $successor) {
+        $what = 'same';
+    }
+    else {
+        $what = 'FORK';
+        $count{forks}++;
+    }
+    is($again->code, 200, "$name: the same token again $when, within the retry window: 200");
+    is($token2 // '', $successor,
+       "$name: ... and the same refresh token as the first 200 (one successor, no fork)");
+    return sprintf('%s %s (%.2f s)', $when, $what, time - $t1);
+}
+
 for my $i (0 .. $#seq) {
     my $verb = $seq[$i];
     my $nth = grep { $_ eq $verb } @seq[0 .. $i];
@@ -174,57 +228,39 @@ for my $i (0 .. $#seq) {
         my $name = "step $i ($verb #$nth of the rotation), $a->{name}";
         $count{tried}++;
         my $rt = login($name);
-        ok($proxy->wait_idle(10), "$name: the proxy holds nothing from the drill before");
         my $log_from = log_size();
         $proxy->reset;
         $proxy->arm(verbs => [$verb], nth => $nth, action => $a->{action}, ms => $a->{ms} || 0);
 
+        # the refresh, retried by the client until it gets through
+        my $t0 = time;
         my($res, $codes) = refresh_with_retries($rt);
-        my $st = $proxy->wait_fired($a->{action} eq 'delay' ? $a->{ms} / 1000 + 5 : 2);
-        ok($st->{fired}, "$name: the fault fired") or diag('proxy: ' . JSON::PP->new->canonical->encode($st));
-        $count{fired}++ if $st->{fired};
-        my $lost = 0;
-        my $denied = 0;
-        my($same, $next) = ('', '');
-        my $successor;
-        if ($res->code == 200) {
-            $successor = (reply_of($res) || {})->{refreshToken};
-        }
-        else {
+        my $took = time - $t0;
+        my($lost, $denied, @same, $next) = (0, 0);
+        my $successor = $res->code == 200 ? (reply_of($res) || {})->{refreshToken} : undef;
+        unless (defined $successor) {
             $lost = 1;
             $denied++ if $res->code == 401;
             diag("$name: the refresh ended with " . $res->code . ' ' . $res->content);
         }
-        # every failure the client saw was the store's 503 (or its own timeout)
         isnt($res->code, 401, "$name: no 401 for the token the client holds");
+        # the same token again at once (while an abandoned request may
+        # still run) ...
+        push @same, same_again($name, $rt, $successor, 'at once', \$denied) if defined $successor;
+        # ... and once every request of this drill, the abandoned ones too,
+        # has finished on the server
+        fired($name);
+        ok(settled(), "$name: every request of the drill has finished, the proxy holds nothing");
         if (defined $successor) {
-            # a client that lost that answer retries the same token
-            my($again, $c2) = refresh_with_retries($rt);
-            my $token2 = $again->code == 200 ? (reply_of($again) || {})->{refreshToken} // '' : undef;
-            if (!defined $token2) {
-                $denied++ if $again->code == 401;
-                $same = 'answered ' . $again->code;
-                diag("$name: the same token again: " . $again->code . ' ' . $again->content);
-            }
-            elsif ($token2 eq $successor) {
-                $same = 'same';
-            }
-            else {
-                $same = 'FORK';
-                $count{forks}++;
-            }
-            is($again->code, 200, "$name: the same token again within the retry window: 200");
-            is($token2 // '', $successor,
-               "$name: ... and the same refresh token as the first 200 (one successor, no fork)");
+            push @same, same_again($name, $rt, $successor, 'after the drill settled', \$denied);
             # the successor keeps the session going
-            my($n, $c3) = refresh_with_retries($successor);
+            my($n) = refresh_with_retries($successor);
             $next = $n->code;
             reply_of($n);
             $denied++ if $n->code == 401;
             $lost = 1 if $n->code != 200;
             is($n->code, 200, "$name: the new refresh token refreshes again: 200") or diag($n->content);
         }
-        # a session whose refresh never got through is lost too
         ok(!$lost, "$name: the session is not lost");
         $count{lost} += $lost;
         $count{denied} += $denied;
@@ -232,9 +268,9 @@ for my $i (0 .. $#seq) {
         is(scalar @alarm, 0, "$name: no 'refresh token reused' in the error log (no false alarm)")
             or diag(join "\n", @alarm[0 .. ($#alarm < 2 ? $#alarm : 2)]);
         $count{alarms} += @alarm;
-        push @lines, sprintf('%-62s attempts: %s; same token again: %s; successor refreshes: %s; fault: %s',
-                             $name, codes_text($codes), $same || '-', $next || '-',
-                             $st->{fired_detail} || 'did not fire');
+        push @lines, sprintf('%s: attempts %s (%.2f s); same token again: %s; successor refreshes: %s; fault: %s',
+                             $name, codes_text($codes), $took, join(', ', @same) || '-', $next // '-',
+                             $FIRED->{fired_detail} || 'did not fire');
     }
 }
 
