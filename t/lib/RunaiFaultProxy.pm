@@ -247,7 +247,8 @@ for my $sig (qw(TERM INT)) {
 #   c, u         httpd's socket and redis's (u undef once closed)
 #   c_in, u_in   bytes read and not yet parsed
 #   c_out, u_out bytes to write
-#   queue        commands not yet forwarded: {bytes, at (time), cut, drop_reply}
+#   queue        commands not yet forwarded: {bytes, verb, at (not before this
+#                time), and its fault: drop_request, drop_reply, cut or delay}
 #   waiting      per forwarded command, in order: 1 when its reply is to be dropped
 #   c_gone       httpd closed its side: deliver what is queued, then close
 sub serve {
