@@ -2,9 +2,14 @@
  * is a value as a socache provider hands it back, at most RT_REC_MAX bytes.
  * A record that decodes is encoded again and must decode to the same data.
  * The input is also hashed into a record key, as a client's code or
- * refresh token is (rt_record_key). */
+ * refresh token is (rt_record_key), and read as a refresh token
+ * (rt_refresh_parse): one that parses is made again from its parts and
+ * must be the input when its MAC is authentic. */
 #include "fuzz_common.h"
 #include "rt_record.h"
+#include "rt_refresh.h"
+
+#include <apr_strings.h>
 
 #define NOW 1700000000
 
@@ -31,6 +36,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(k1[RT_REC_KEY_LEN - 2] == RT_REC_CODE &&
                    k2[RT_REC_KEY_LEN - 2] == RT_REC_REFRESH &&
                    memcmp(k1, k2, RT_REC_KEY_LEN - 2) == 0);
+    }
+    {
+        char *tok = apr_pstrmemdup(p, (const char *)data, size);
+        rt_refresh_parts t;
+
+        if (strlen(tok) == size && rt_refresh_parse(p, tok, &t)) {
+            const char *again = rt_refresh_token(p, t.handle, "seed", t.gen);
+
+            FUZZ_CHECK(t.gen >= 1 && strlen(t.handle) == 22);
+            FUZZ_CHECK(again != NULL &&
+                       (strcmp(again, tok) == 0) ==
+                           rt_refresh_authentic(p, &t, "seed"));
+        }
     }
     d = rt_record_decode(p, data, size, NOW);
     if (d != NULL) {

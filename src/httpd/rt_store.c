@@ -41,7 +41,10 @@ static struct {
     const ap_socache_provider_t *provider;
     ap_socache_instance_t *instance;
     const char *provider_name;
+    const char *provider_args; /* as configured; NULL: none */
     apr_global_mutex_t *mutex;
+    /* A shmcb store kept from an earlier generation (see keep_shmcb). */
+    int kept;
     int is_dbm;
     /* Other hosts may share it; this host's id for this generation. */
     int shared;
@@ -97,6 +100,7 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
                             err);
     }
     g.provider_name = name;
+    g.provider_args = sep ? apr_pstrdup(cmd->pool, sep + 1) : NULL;
     g.is_dbm = strcmp(name, "dbm") == 0;
     return NULL;
 }
@@ -146,7 +150,7 @@ int rt_store_pre_config(apr_pool_t *pconf)
 
 static apr_status_t store_cleanup(void *data)
 {
-    if (g.provider != NULL && g.instance != NULL) {
+    if (g.provider != NULL && g.instance != NULL && !g.kept) {
         g.provider->destroy(g.instance, data);
     }
     g.instance = NULL;
@@ -472,10 +476,12 @@ static void state_remove_tmp(apr_pool_t *ptemp)
 
 /* The state file of a shmcb store, in the parent's post_config: its
  * directory made (0700, owned by the User the children run as, who write
- * the snapshots), the file loaded, the final snapshot and the watchdog
- * registered. Nothing here refuses to start: without a directory the store
- * is only not durable, and says so. */
-static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
+ * the snapshots), the file loaded unless the store was kept from the last
+ * generation, the final snapshot and the watchdog registered. Nothing here
+ * refuses to start: without a directory the store is only not durable, and says
+ * so. */
+static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                       int load)
 {
     APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * wd_get;
     APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * wd_register;
@@ -514,7 +520,9 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     g.state_path = apr_pstrcat(pconf, dir, "/" STATE_FILE, NULL);
     g.state_parent = getpid();
     state_remove_tmp(ptemp);
-    state_load(ptemp, s);
+    if (load) {
+        state_load(ptemp, s);
+    }
     apr_pool_cleanup_register(pconf, s, state_final, apr_pool_cleanup_null);
     wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
@@ -531,6 +539,83 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     return OK;
 }
 
+/* The store's mutex and the provider's init, in pool p. */
+static int make_store(apr_pool_t *p, server_rec *s,
+                      const struct ap_socache_hints *hints,
+                      ap_socache_instance_t *instance,
+                      apr_global_mutex_t **mutex)
+{
+    apr_status_t rv =
+        ap_global_mutex_create(mutex, NULL, MUTEX_TYPE, NULL, s, p, 0);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot create the %s mutex", MUTEX_TYPE);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = g.provider->init(instance, "runai-token", hints, s, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot initialise the %s store",
+                     g.provider_name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* A shmcb store outlives its generation, as the scoreboard does: made in
+ * the process pool with its mutex, it is handed to the next generation
+ * (graceful or not) when RunaiTokenCache names the same store, so the
+ * children of the old generation that still finish requests and those of
+ * the new one share one store and one mutex: nothing they write is lost.
+ * The state file carries it across a stop and a crash only. A store of
+ * other arguments replaces it (filled from the state file the old one's
+ * generation just wrote). The module is unloaded between generations:
+ * what is kept is found again through the process pool's user data. */
+typedef struct {
+    const char *args;
+    ap_socache_instance_t *instance;
+    apr_global_mutex_t *mutex;
+} kept_store;
+
+#define KEPT_STORE "runai-token-kept-shmcb"
+
+static int keep_shmcb(apr_pool_t *ptemp, server_rec *s,
+                      const struct ap_socache_hints *hints, int *reused)
+{
+    apr_pool_t *pg = s->process->pool;
+    const char *args = g.provider_args ? g.provider_args : "";
+    kept_store *k = NULL, *old;
+    const char *err;
+
+    apr_pool_userdata_get((void **)&k, KEPT_STORE, pg);
+    if (k != NULL && strcmp(k->args, args) == 0) {
+        *reused = 1;
+    } else {
+        old = k;
+        k = apr_pcalloc(pg, sizeof(*k));
+        k->args = apr_pstrdup(pg, args);
+        err = g.provider->create(&k->instance, g.provider_args, ptemp, pg);
+        if (err != NULL) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s, "RunaiTokenCache: %s",
+                         err);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (make_store(pg, s, hints, k->instance, &k->mutex) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (old != NULL) {
+            /* Children of the last generation keep their mapping. */
+            g.provider->destroy(old->instance, s);
+        }
+        apr_pool_userdata_set(k, KEPT_STORE, apr_pool_cleanup_null, pg);
+    }
+    g.instance = k->instance;
+    g.mutex = k->mutex;
+    g.kept = 1;
+    return OK;
+}
+
 int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
 {
     /* shmcb sizes its index by these: records are keys of RT_REC_KEY_LEN
@@ -539,7 +624,6 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
      * running out before the data area does (docs/operations.md, "Sizing"). */
     struct ap_socache_hints hints = {RT_REC_KEY_LEN, 256,
                                      86400 * APR_USEC_PER_SEC};
-    apr_status_t rv;
 
     /* Loading the module changes nothing until it is used: no shared
      * memory, no mutex unless RunaiTokenCache is set or some server or
@@ -549,8 +633,6 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return OK;
     }
     if (g.provider == NULL) {
-        const char *err;
-
         g.provider =
             ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, DEFAULT_PROVIDER,
                                AP_SOCACHE_PROVIDER_VERSION);
@@ -564,33 +646,35 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
                          "authorize endpoints answer 503");
             return OK;
         }
-        err = g.provider->create(&g.instance, DEFAULT_SHMCB_ARGS, ptemp, pconf);
+        g.provider_name = DEFAULT_PROVIDER;
+        g.provider_args = DEFAULT_SHMCB_ARGS;
+    }
+    /* shmcb and dbm live on this host; redis and memcache may be shared. */
+    g.shared = strcmp(g.provider_name, "shmcb") != 0 && !g.is_dbm;
+    if (strcmp(g.provider_name, "shmcb") == 0 &&
+        ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        int reused = 0;
+
+        if (keep_shmcb(ptemp, s, &hints, &reused) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return state_start(pconf, ptemp, s, !reused);
+    }
+    if (g.instance == NULL) {
+        const char *err =
+            g.provider->create(&g.instance, g.provider_args, ptemp, pconf);
         if (err != NULL) {
             ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
                          "RunaiTokenCache: default shmcb: %s", err);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        g.provider_name = DEFAULT_PROVIDER;
     }
-    rv = ap_global_mutex_create(&g.mutex, NULL, MUTEX_TYPE, NULL, s, pconf, 0);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "RunaiTokenCache: cannot create the %s mutex", MUTEX_TYPE);
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    rv = g.provider->init(g.instance, "runai-token", &hints, s, pconf);
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "RunaiTokenCache: cannot initialise the %s store",
-                     g.provider_name);
+    if (make_store(pconf, s, &hints, g.instance, &g.mutex) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
-    /* shmcb and dbm live on this host; redis and memcache may be shared. */
-    g.shared = strcmp(g.provider_name, "shmcb") != 0 && !g.is_dbm;
     if (!g.shared) {
-        /* dbm keeps its own file; a shmcb store keeps a state file. */
-        return g.is_dbm ? OK : state_start(pconf, ptemp, s);
+        return OK; /* dbm keeps its own file */
     }
     return make_host_id(pconf, s) == OK ? make_local(pconf, ptemp, s)
                                         : HTTP_INTERNAL_SERVER_ERROR;
