@@ -70,6 +70,7 @@ parser_of() {
     fuzz_form) echo src/core/rt_form.c ;;
     fuzz_verify) echo src/core/rt_jwt.c ;;
     fuzz_record) echo src/core/rt_record.c ;;
+    fuzz_shmtable) echo src/core/rt_shmtable.c ;;
     fuzz_authreq) echo src/core/rt_authreq.c ;;
     esac
 }

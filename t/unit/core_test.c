@@ -1132,8 +1132,7 @@ static void test_refresh_rules(void)
     ok(rt_refresh_decide(&s, 1, &rules, &issue) == RT_RS_REUSED,
        "rotation: reuse is judged before the rate");
     s = (rt_refresh_state){5, 1095, 0, 0, 0};
-    ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_RETRY &&
-           issue == 5,
+    ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_RETRY && issue == 5,
        "rotation: the one before, judged by a clock behind the rotation's, "
        "is a retry");
     rules.retry = 0;
