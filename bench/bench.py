@@ -118,7 +118,7 @@ RunaiTokenIssuer http://127.0.0.1:{self.port}
 RunaiTokenSigningKey keys/ec.pem
 RunaiTokenSigningKey keys/rsa.pem
 RunaiTokenSigningKey hmac:keys/hs.key hs
-RunaiTokenCache shmcb:{root}/logs/cache(16777216)
+RunaiTokenCache runai-shm
 <AuthnProviderAlias file apps>
     AuthUserFile {root}/apps
 </AuthnProviderAlias>
@@ -390,7 +390,7 @@ def main():
             return {"BENCH_SEEDS": seed_refresh_tokens(
                 server, os.path.join(tmp, f"seeds-{i + 1}-"), LOADS)}
 
-        rows.append(paired(server, "refresh_token ES256 (shmcb)", "/api/v1/token", ceiling,
+        rows.append(paired(server, "refresh_token ES256 (runai-shm)", "/api/v1/token", ceiling,
                            script="refresh.lua", env_fn=seeds))
 
         bcrypt = bcrypt_tool(server, tmp)
@@ -426,7 +426,7 @@ def main():
         "app_token ES256": ("ceiling", 0.50),
         "app_token HS256": ("ceiling", 0.70),
         "app_token RS256": ("min(ceiling, openssl rsa2048 -multi 2)", 0.70),
-        "refresh_token ES256 (shmcb)": ("ceiling", 0.35),
+        "refresh_token ES256 (runai-shm)": ("ceiling", 0.35),
         "password (bcrypt cost 10)": ("bcrypt on 2 threads", 0.90),
         "GET guarded, RS256 token": ("unguarded GET", 0.75),
         "GET guarded, ES256 token": ("unguarded GET", 0.75),

@@ -153,6 +153,10 @@ for my $store (qw(redis memcached)) {
     $res = refresh_call($pb, $r0);
     is($res->code, 200, "$store: a refresh token of host A is refreshed on host B") or diag($res->content);
     my $r1 = (reply_of($res) || {})->{refreshToken} // '';
+    # a client that lost host B's answer retries on host A: the same successor
+    $res = refresh_call($pa, $r0);
+    is((reply_of($res) || {})->{refreshToken} // $res->code, $r1,
+       "$store: the same token retried on host A: host B's successor again");
     $res = refresh_call($pa, $r1);
     is($res->code, 200, "$store: host B's new token refreshes on host A") or diag($res->content);
     my $r2 = (reply_of($res) || {})->{refreshToken} // '';
