@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Request driver and report of `make leakcheck` (scripts/leakcheck.sh).
 
-  leakcheck.py drive --port P --work DIR --phase shmcb|redis [--rounds N]
+  leakcheck.py drive --port P --work DIR --phase default|redis [--rounds N]
                      [--redis-port R]
       Sends the request mix to the httpd that leakcheck.sh runs under
       valgrind: every route and every error path of the module, ROUNDS
@@ -237,8 +237,9 @@ class Mix:
         _, _, d = self.token("refresh", 200, "rs.test",
                              {"grantType": "refresh_token", "refreshToken": rt})
         nxt = self.json_of(d).get("refreshToken", "")
-        # the rotated token again, within the grace period: refused, kept
-        self.token("refresh reused within grace", 401, "rs.test",
+        # the rotated token again, within the retry window: the same
+        # successor again, the session kept
+        self.token("refresh retried within the window", 200, "rs.test",
                    {"grantType": "refresh_token", "refreshToken": rt})
         _, _, d = self.want("legacy refresh", 200, "POST", "rs.test",
                             "/v1/k8s/auth/oauth/tokens/refresh?refresh_token="
@@ -253,7 +254,7 @@ class Mix:
         return self.json_of(d).get("refreshToken")
 
     def revoke(self, login):
-        """Reuse after the grace period revokes the whole session."""
+        """Reuse after the retry window revokes the whole session."""
         rt = login.get("refreshToken")
         if not rt or self.store_down:
             return
@@ -398,8 +399,9 @@ class Mix:
             self.oauth("oauth refresh", 200, "rs.test",
                        [("grant_type", "refresh_token"), ("refresh_token", rt),
                         ("client_id", "runai-cli")])
-            self.oauth("oauth refresh reused", 400, "rs.test",
-                       [("grant_type", "refresh_token"), ("refresh_token", rt)])
+            self.oauth("oauth refresh retried", 200, "rs.test",
+                       [("grant_type", "refresh_token"), ("refresh_token", rt),
+                        ("client_id", "runai-cli")])
         self.oauth("oauth client_credentials basic", 200, "rs.test",
                    [("grant_type", "client_credentials")],
                    headers={"Authorization": basic("app-md5", s["app-md5"])})
@@ -736,7 +738,7 @@ def drive(args):
                         break
                     time.sleep(0.25)
             mix.round(i)
-        if args.phase == "shmcb":
+        if args.phase == "default":
             login = mix.password()
             mix.revoke(login)
     finally:
@@ -837,7 +839,7 @@ def main():
     d = sub.add_parser("drive")
     d.add_argument("--port", type=int, required=True)
     d.add_argument("--work", required=True)
-    d.add_argument("--phase", choices=("shmcb", "redis"), required=True)
+    d.add_argument("--phase", choices=("default", "redis"), required=True)
     d.add_argument("--rounds", type=int, default=15)
     d.add_argument("--redis-port", type=int)
     d.add_argument("--redis-pid", type=int, help="the redis-server of the redis phase")

@@ -8,13 +8,13 @@
 # the mix that is not the one it expects. See docs/sanitizers.md.
 #
 # Two runs (phases), each its own httpd under valgrind:
-#   shmcb  the default store; the whole mix LEAKCHECK_ROUNDS times, and one
-#          refresh-token reuse that revokes its session;
-#   redis  RunaiTokenCache redis: the mix, redis killed in the middle (the
-#          503 answers of a dead store), restarted (recovery).
+#   default  the default store (runai-shm): the whole mix LEAKCHECK_ROUNDS
+#            times, and one refresh-token reuse that revokes its session;
+#   redis    RunaiTokenCache redis: the mix, redis killed in the middle (the
+#            503 answers of a dead store), restarted (recovery).
 #
 # Environment: LEAKCHECK_KEEP=1 keeps the server's files; LEAKCHECK_ROUNDS (default 15: about 3,000 requests a
-# phase), LEAKCHECK_PHASES (default "shmcb redis"), APXS (from the
+# phase), LEAKCHECK_PHASES (default "default redis"), APXS (from the
 # Makefile). Logs and the report stay in build/leakcheck/.
 set -euo pipefail
 
@@ -23,7 +23,7 @@ top=$(pwd)
 
 APXS=${APXS:-apxs}
 rounds=${LEAKCHECK_ROUNDS:-15}
-phases=${LEAKCHECK_PHASES:-shmcb redis}
+phases=${LEAKCHECK_PHASES:-default redis}
 # RUNAI_TOKEN_MODULE and RUNAI_HTTPD as in the suite (make test-asan runs
 # this mix, without valgrind, against its sanitizer build).
 so=${RUNAI_TOKEN_MODULE:-$top/.libs/mod_runai_token.so}
@@ -175,6 +175,8 @@ RunaiTokenSigningKey "$work/rsa.pem"
     RunaiTokenClient webapp https://app.example.test/callback "http://localhost:8000/cb?tenant=a"
     RunaiTokenAudience runai kube-apiserver
     RunaiTokenThrottle off
+    # the driver shows a rotated token after 2.2 s: a reuse by then
+    RunaiTokenRefreshRetry 2
     SetEnv LEAK_TENANT 1001
     <Location />
         SetHandler runai-token

@@ -126,7 +126,7 @@ sub backend {
 
 # --- one host: the Apache::Test server (shmcb) ------------------------------------------
 my $sess = vhost_port('sess');
-backend('shmcb, one host (Apache::Test server)', $sess, $sess);
+backend('default store, one host (Apache::Test server)', $sess, $sess);
 
 # --- two hosts sharing a store --------------------------------------------------------------
 my @hosts;
