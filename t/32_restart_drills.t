@@ -11,7 +11,9 @@
 #     on with the tokens their clients hold;
 #   - the state file: 0600, no refresh token or code in it;
 #   - a truncated, then a garbage state file at start: a warning naming it,
-#     the file set aside, a clean start with an empty store.
+#     the file set aside, a clean start with an empty store;
+#   - the store itself outlives graceful and restart (no state file needed),
+#     not a stop; a new store size at graceful is filled from the state file.
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -173,6 +175,46 @@ for my $case (['truncated', sub { my $b = slurp($state) // ''; substr($b, 0, int
     my $res = password_login($p, 'bob', $s->{users}{bob});
     is($res->code, 200, "$kind: the server serves logins");
     unlink glob("$state.corrupt-*");
+}
+
+# --- the store itself outlives graceful and restart ------------------------------
+# With no state file at all, only the kept segment can carry the sessions:
+# graceful and restart keep them; stop + start, which ends the segment,
+# does not. A new store size at graceful makes a new store, which the state
+# file fills.
+{
+    my $k = start_httpd(name => 'kept', site => session_site(), global => 'RunaiTokenStateDir off');
+    my $kp = $k->{port};
+    my @t = map { (reply_of(password_login($kp, 'bob', $s->{users}{bob})) || {})->{refreshToken} // 'none' } 1 .. $N;
+    my $alive = sub {
+        my @next = map { (reply_of(refresh_call($kp, $_)) || {})->{refreshToken} // 'none' } @t;
+        my $n = grep { $_ ne 'none' } @next;
+        @t = @next;
+        return $n;
+    };
+    my($rc, $out) = graceful_httpd($k);
+    is($rc, 0, 'kept store: graceful') or diag($out);
+    is($alive->(), $N, "kept store, no state file: $N of $N sessions after graceful");
+    restart_httpd($k);
+    is($alive->(), $N, "kept store, no state file: $N of $N sessions after restart");
+    restart_httpd($k, 'stop');
+    is($alive->(), 0, 'no state file: stop + start ends the sessions (the segment went with the process)');
+    stop_httpd($k);
+    assert_logs_clean('32_restart_drills kept', $k->{error_log}, $k->{access_log});
+    push @summary, "kept store without a state file: $N of $N sessions across graceful and restart, 0 across stop + start";
+}
+{
+    my($r, $c) = mint('a new store size at graceful');
+    my $offset = -s $h->{error_log};
+    $h->{global} = 'RunaiTokenCache runai-shm:33554432';
+    RunaiHosts::write_conf($h);
+    my($rc, $out) = graceful_httpd($h);
+    is($rc, 0, 'a new store size: graceful') or diag($out);
+    my($rok, $cok) = survivors($r, $c);
+    is($rok, $N, "a new store size at graceful: $N of $N refresh tokens work (the state file filled it)");
+    is($cok, $N, "a new store size at graceful: $N of $N codes are redeemed");
+    my $log = slurp($h->{error_log}) // '';
+    like(substr($log, $offset), qr/records restored from/, 'a new store size: the state file was read');
 }
 
 my $logs = Apache::Test::vars('t_logs');

@@ -580,6 +580,34 @@ typedef struct {
 
 #define KEPT_STORE "runai-token-kept-store"
 
+/* Unmaps a store kept from an earlier generation in the parent; the
+ * children of that generation keep their own mapping until they exit. */
+static void drop_kept(apr_pool_t *ptemp, server_rec *s, kept_store *k)
+{
+    const ap_socache_provider_t *p;
+
+    if (k == NULL || k->instance == NULL) {
+        return;
+    }
+    p = ap_lookup_provider(
+        AP_SOCACHE_PROVIDER_GROUP,
+        apr_pstrmemdup(ptemp, k->name, strcspn(k->name, ":")),
+        AP_SOCACHE_PROVIDER_VERSION);
+    if (p != NULL) {
+        p->destroy(k->instance, s);
+    }
+    k->instance = NULL;
+}
+
+/* A store kept for an earlier configuration that this one does not use. */
+static void forget_kept(apr_pool_t *ptemp, server_rec *s)
+{
+    kept_store *k = NULL;
+
+    apr_pool_userdata_get((void **)&k, KEPT_STORE, s->process->pool);
+    drop_kept(ptemp, s, k);
+}
+
 static int keep_store(apr_pool_t *ptemp, server_rec *s,
                       const struct ap_socache_hints *hints, int *reused)
 {
@@ -591,7 +619,7 @@ static int keep_store(apr_pool_t *ptemp, server_rec *s,
     const char *err;
 
     apr_pool_userdata_get((void **)&k, KEPT_STORE, pg);
-    if (k != NULL && strcmp(k->name, name) == 0) {
+    if (k != NULL && k->instance != NULL && strcmp(k->name, name) == 0) {
         *reused = 1;
     } else {
         old = k;
@@ -606,17 +634,7 @@ static int keep_store(apr_pool_t *ptemp, server_rec *s,
         if (make_store(pg, s, hints, k->instance, &k->mutex) != OK) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
-        if (old != NULL) {
-            /* Children of the last generation keep their mapping; the
-             * provider of the old store is looked up by its name. */
-            const ap_socache_provider_t *op = ap_lookup_provider(
-                AP_SOCACHE_PROVIDER_GROUP,
-                apr_pstrmemdup(ptemp, old->name, strcspn(old->name, ":")),
-                AP_SOCACHE_PROVIDER_VERSION);
-            if (op != NULL) {
-                op->destroy(old->instance, s);
-            }
-        }
+        drop_kept(ptemp, s, old);
         apr_pool_userdata_set(k, KEPT_STORE, apr_pool_cleanup_null, pg);
     }
     g.instance = k->instance;
@@ -645,6 +663,7 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
      * directory configures a provider or a client. */
     if (g.provider == NULL && !rt_config_uses_store(s)) {
         g.unused = 1;
+        forget_kept(ptemp, s);
         return OK;
     }
     if (g.provider == NULL) {
@@ -673,6 +692,9 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         return state_start(pconf, ptemp, s, !reused);
+    }
+    if (!host_store(g.provider_name)) {
+        forget_kept(ptemp, s);
     }
     if (g.instance == NULL) {
         const char *err =
