@@ -82,6 +82,7 @@ static rt_refresh_status legacy(request_rec *r, const char *token,
 /* One refresh under the store's mutex: the record as it is now decides. */
 typedef struct {
     const rt_refresh_parts *t;
+    const char *seed; /* of the record the token was checked against */
     const rt_refresh_rules *rules;
     rt_refresh_verdict verdict;
     apr_int64_t issue;
@@ -94,11 +95,12 @@ static json_t *rotate(request_rec *r, json_t *old, void *baton,
 {
     rotation *o = baton;
     rt_refresh_state s;
+    const char *seed = json_string_value(json_object_get(old, "seed"));
 
-    o->found =
-        old != NULL &&
-        rt_refresh_authentic(r->pool, o->t,
-                             json_string_value(json_object_get(old, "seed")));
+    (void)r;
+    /* The same session as the token was checked against (a session's key
+     * never changes), not one made since under the same handle. */
+    o->found = seed != NULL && strcmp(seed, o->seed) == 0;
     if (!o->found) {
         return NULL;
     }
@@ -120,7 +122,7 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
                                      apr_int64_t *wait)
 {
     rt_refresh_parts t;
-    rotation o = {&t, rules, RT_RS_REVOKED, 0, 0, 0};
+    rotation o = {&t, NULL, rules, RT_RS_REVOKED, 0, 0, 0};
     json_t *data = NULL;
     rt_store_status st;
 
@@ -148,8 +150,8 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (st != RT_STORE_OK) {
         return RT_REFRESH_DOWN;
     }
-    if (!rt_refresh_authentic(
-            r->pool, &t, json_string_value(json_object_get(data, "seed"))) ||
+    o.seed = json_string_value(json_object_get(data, "seed"));
+    if (!rt_refresh_authentic(r->pool, &t, o.seed) ||
         !rt_login_from_json(r->pool, data, login)) {
         return RT_REFRESH_INVALID;
     }
@@ -201,8 +203,6 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
         }
         break;
     }
-    *next = rt_refresh_token(r->pool, t.handle,
-                             json_string_value(json_object_get(data, "seed")),
-                             o.issue);
+    *next = rt_refresh_token(r->pool, t.handle, o.seed, o.issue);
     return *next ? RT_REFRESH_OK : RT_REFRESH_DOWN;
 }
