@@ -121,6 +121,10 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds in which a rotated refresh token, presented "
                   "again, gets its successor again; 0 for none; default 30"),
+    AP_INIT_TAKE1("RunaiTokenRefreshIdle", rt_config_set_refresh_idle, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds without a refresh after which a session ends, or "
+                  "off; default off"),
     AP_INIT_TAKE12("RunaiTokenRefreshRate", rt_config_set_refresh_rate, NULL,
                    RSRC_CONF | ACCESS_CONF,
                    "Refreshes per session and window in seconds, or off; "

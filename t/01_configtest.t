@@ -111,6 +111,7 @@ RunaiTokenAudience runai kube
 RunaiTokenAccessLifetime 31536000
 RunaiTokenMaxBody 16777216
 RunaiTokenRefreshRetry 3600
+RunaiTokenRefreshIdle 31536000
 RunaiTokenRefreshRate 100000 86400
 RunaiTokenClaim email "%{REMOTE_USER}\@example.com"
 RunaiTokenClaim groups "a,b" list
@@ -128,6 +129,7 @@ RunaiTokenAppClaim kind "service" string
     RunaiTokenAccessLifetime 1
     RunaiTokenMaxBody 64
     RunaiTokenRefreshRetry 0
+    RunaiTokenRefreshIdle off
     RunaiTokenRefreshRate off
     RunaiTokenClaim email "override"
 </Location>
@@ -183,6 +185,9 @@ for my $v (['0', '60'], ['100001', '60'], ['10', '0'], ['10', '86401'], ['ten', 
                                                                  ? $v->[1] : $v->[0]);
 }
 bad('RunaiTokenRefreshRate', 'RunaiTokenRefreshRate 10', undef);
+for my $v ('0', '-1', '31536001', 'never') {
+    bad('RunaiTokenRefreshIdle', "RunaiTokenRefreshIdle $v", $v);
+}
 for my $v ('not a url', 'ftp://idp.example.test/x', 'https://', 'https:///path',
            'https://idp.example.test/x?y=1', 'https://idp.example.test/#frag', '/relative',
            'idp.example.test') {

@@ -235,6 +235,29 @@ my $short_next;
        'the reuse is logged as a warning');
 }
 
+# --- RunaiTokenRefreshIdle 2 (sessidle): idle sessions end, busy ones go on ------------
+{
+    my $idle = vhost_port('sessidle');
+    my $busy = (reply_of(password_login($idle, 'bob', $s->{users}{bob})) || {})->{refreshToken} // 'none';
+    my $quiet = (reply_of(password_login($idle, 'bob', $s->{users}{bob})) || {})->{refreshToken} // 'none';
+    my $t0 = time;
+    my $n = 0;
+    # refreshed every 0.7 s for three times the limit
+    while (time - $t0 < 6.2) {
+        sleep 0.7;
+        my $res = refresh_call($idle, $busy);
+        last unless $res->code == 200;
+        $busy = (reply_of($res) || {})->{refreshToken} // 'none';
+        $n++;
+    }
+    cmp_ok($n, '>=', 8, "sessidle: a session refreshed every 0.7 s goes on past three idle limits ($n refreshes)");
+    check_error(refresh_call($idle, $quiet), 401, qr/^invalid refresh token$/,
+                'sessidle: a session not refreshed for more than RunaiTokenRefreshIdle');
+    ok(wait_until(5, 0.1, sub { (slurp($error_log) // '') =~ /not refreshed for 2 s \(RunaiTokenRefreshIdle\): ended/ }),
+       'sessidle: the end is logged at info');
+    is(refresh_call($idle, $busy)->code, 200, 'sessidle: the busy session still refreshes');
+}
+
 # --- the sessshort session has passed its absolute lifetime --------------------------
 {
     # a sliding lifetime would keep this token valid until >= 6 s after the login

@@ -100,6 +100,10 @@ rt_refresh_verdict rt_refresh_decide(rt_refresh_state *s, apr_int64_t presented,
     if (s->revoked) {
         return RT_RS_REVOKED;
     }
+    if (rules->idle > 0 && rules->now - s->at >= rules->idle) {
+        s->revoked = 1;
+        return RT_RS_IDLE;
+    }
     if (presented < s->gen && !retry) {
         s->revoked = 1;
         return RT_RS_REUSED;

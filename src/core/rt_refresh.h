@@ -51,6 +51,7 @@ typedef struct {
     apr_int64_t retry;      /* RunaiTokenRefreshRetry: seconds */
     apr_int64_t rate_count; /* RunaiTokenRefreshRate: 0 for off */
     apr_int64_t rate_seconds;
+    apr_int64_t idle; /* RunaiTokenRefreshIdle: seconds, 0 for off */
 } rt_refresh_rules;
 
 typedef enum {
@@ -58,6 +59,7 @@ typedef enum {
     RT_RS_RETRY,   /* the newest token again (*issue), for a retry */
     RT_RS_REUSED,  /* an earlier token shown too late: now revoked */
     RT_RS_REVOKED, /* the session had ended */
+    RT_RS_IDLE,    /* not rotated for rules->idle seconds: now ended */
     RT_RS_LIMITED  /* over the rate: wait *issue seconds */
 } rt_refresh_verdict;
 
@@ -66,7 +68,8 @@ typedef enum {
  * RT_RS_LIMITED, which change nothing). The newest token, or any later
  * one (the record fell behind), rotates; the one before it, shown within
  * rules->retry seconds of the rotation, gets the newest again; any other
- * revokes the session. Reuse is judged before the rate. */
+ * revokes the session. A session not rotated for rules->idle seconds ends
+ * first; reuse is judged before the rate. */
 rt_refresh_verdict rt_refresh_decide(rt_refresh_state *s, apr_int64_t presented,
                                      const rt_refresh_rules *rules,
                                      apr_int64_t *issue);

@@ -107,6 +107,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->throttle_attempts = -1;
     c->throttle_seconds = 0;
     c->refresh_retry = -1;
+    c->refresh_idle = -1;
     c->refresh_rate = -1;
     c->refresh_rate_seconds = 0;
     c->leeway = -1;
@@ -160,6 +161,7 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(throttle_attempts, -1);
     PICK(throttle_seconds, 0);
     PICK(refresh_retry, -1);
+    PICK(refresh_idle, -1);
     PICK(refresh_rate, -1);
     PICK(refresh_rate_seconds, 0);
     PICK(leeway, -1);
@@ -286,6 +288,16 @@ const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dcv,
 {
     return set_seconds(cmd, v, 1, 31536000,
                        &((rt_dir_conf *)dcv)->refresh_lifetime);
+}
+
+const char *rt_config_set_refresh_idle(cmd_parms *cmd, void *dcv, const char *v)
+{
+    if (strcasecmp(v, "off") == 0) {
+        ((rt_dir_conf *)dcv)->refresh_idle = 0;
+        return NULL;
+    }
+    return set_seconds(cmd, v, 1, 31536000,
+                       &((rt_dir_conf *)dcv)->refresh_idle);
 }
 
 const char *rt_config_set_refresh_retry(cmd_parms *cmd, void *dcv,
@@ -655,6 +667,7 @@ void rt_config_refresh_rules(const rt_dir_conf *dc, rt_refresh_rules *rules)
 {
     rules->retry =
         dc->refresh_retry >= 0 ? dc->refresh_retry : RT_DEFAULT_REFRESH_RETRY;
+    rules->idle = dc->refresh_idle > 0 ? dc->refresh_idle : 0;
     rules->rate_count =
         dc->refresh_rate >= 0 ? dc->refresh_rate : RT_DEFAULT_REFRESH_RATE;
     rules->rate_seconds = dc->refresh_rate >= 0

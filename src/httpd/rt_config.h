@@ -67,6 +67,7 @@ typedef struct rt_dir_conf {
     int throttle_attempts;                  /* -1: unset, 0: off */
     int throttle_seconds;
     apr_int64_t refresh_retry; /* -1: unset */
+    apr_int64_t refresh_idle;  /* -1: unset, 0: off */
     int refresh_rate;          /* -1: unset, 0: off */
     int refresh_rate_seconds;
     apr_int64_t leeway;      /* -1: unset */
@@ -112,6 +113,7 @@ const char *rt_config_set_claim(cmd_parms *cmd, void *dc, const char *name,
 const char *rt_config_set_max_body(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dc,
                                            const char *v);
+const char *rt_config_set_refresh_idle(cmd_parms *cmd, void *dc, const char *v);
 const char *rt_config_set_refresh_retry(cmd_parms *cmd, void *dc,
                                         const char *v);
 const char *rt_config_set_refresh_rate(cmd_parms *cmd, void *dc,

@@ -181,6 +181,12 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     switch (o.verdict) {
     case RT_RS_REVOKED:
         return RT_REFRESH_INVALID;
+    case RT_RS_IDLE:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "refresh session not refreshed for %" APR_INT64_T_FMT
+                      " s (RunaiTokenRefreshIdle): ended",
+                      rules->idle);
+        return RT_REFRESH_INVALID;
     case RT_RS_REUSED:
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "refresh token reused: its session is revoked");

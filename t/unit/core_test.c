@@ -1092,7 +1092,7 @@ static void test_refresh_tokens(void)
 
 static void test_refresh_rules(void)
 {
-    rt_refresh_rules rules = {1000, 30, 3, 60};
+    rt_refresh_rules rules = {1000, 30, 3, 60, 0};
     rt_refresh_state s = {5, 990, 0, 0, 0}, keep;
     apr_int64_t issue;
 
@@ -1139,6 +1139,19 @@ static void test_refresh_rules(void)
     s = (rt_refresh_state){5, 1091, 0, 0, 0};
     ok(rt_refresh_decide(&s, 4, &rules, &issue) == RT_RS_REUSED,
        "rotation: no retry window with RunaiTokenRefreshRetry 0");
+    {
+        rt_refresh_rules idle = {2000, 30, 0, 0, 600};
+
+        s = (rt_refresh_state){5, 1401, 0, 0, 0};
+        ok(rt_refresh_decide(&s, 5, &idle, &issue) == RT_RS_ROTATE &&
+               s.at == 2000,
+           "rotation: within RunaiTokenRefreshIdle, it rotates and restarts "
+           "the idle clock");
+        s = (rt_refresh_state){5, 1400, 0, 0, 0};
+        ok(rt_refresh_decide(&s, 5, &idle, &issue) == RT_RS_IDLE && s.revoked &&
+               rt_refresh_decide(&s, 5, &idle, &issue) == RT_RS_REVOKED,
+           "rotation: idle for RunaiTokenRefreshIdle, the session ends");
+    }
     rules.rate_count = 0;
     s = (rt_refresh_state){5, 1000, 1090, 100, 0};
     ok(rt_refresh_decide(&s, 5, &rules, &issue) == RT_RS_ROTATE &&
