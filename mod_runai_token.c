@@ -133,11 +133,11 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF,
                   "Lifetime of authorization codes in seconds; default 60"),
     AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
-                  "Session store: socache PROVIDER[:ARGS]; default shmcb"),
+                  "Session store: socache PROVIDER[:ARGS]; default runai-shm"),
     AP_INIT_TAKE1("RunaiTokenStateDir", rt_store_set_state_dir, NULL, RSRC_CONF,
-                  "Directory of the shmcb store's state file, kept across "
-                  "restarts, or off; default runai-token under "
-                  "DefaultRuntimeDir"),
+                  "Directory of the state file of a store of this host, kept "
+                  "across stops and crashes, or off; default runai-token "
+                  "under DefaultRuntimeDir"),
     AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_config_set_client, NULL, RSRC_CONF,
                       "Registered client: ID [public|confidential] [pkce] "
                       "[REDIRECT_URI...]"),

@@ -18,7 +18,7 @@ typedef enum {
 /* RunaiTokenCache PROVIDER[:ARGS] */
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg);
 
-/* RunaiTokenStateDir DIR|off: where a shmcb store keeps its state file
+/* RunaiTokenStateDir DIR|off: where a store of this host keeps its state file
  * across restarts (default: runai-token under DefaultRuntimeDir). */
 const char *rt_store_set_state_dir(cmd_parms *cmd, void *dc, const char *arg);
 
@@ -27,8 +27,8 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s);
 void rt_store_child_init(apr_pool_t *p, server_rec *s);
 
 /* 1 when other hosts may share the store (redis, memcache: any provider but
- * shmcb and dbm), whose read-modify-write the global mutex then serialises
- * on this host only. */
+ * runai-shm, shmcb and dbm), whose read-modify-write the global mutex then
+ * serialises on this host only. */
 int rt_store_shared(void);
 
 /* Read-modify-write under the global mutex: fn gets the current data (NULL
@@ -70,8 +70,8 @@ typedef struct {
 
 /* The one way to the store: runs steps in order, in one turn of the
  * global mutex when a step needs it (a take or an update, or any step of
- * a store that needs the mutex: shmcb, dbm); redis and memcache run reads
- * and writes without it. Records are encoded before the mutex is taken
+ * a store that needs the mutex: runai-shm, shmcb, dbm); redis and memcache run
+ * reads and writes without it. Records are encoded before the mutex is taken
  * and decoded after it is released. The steps after one whose store is
  * down, or after a read marked stop_if_found whose record is there (even
  * if it then does not decode), are not run: their st stays RT_STORE_DOWN.

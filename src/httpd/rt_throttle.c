@@ -297,8 +297,8 @@ static int read_counters(request_rec *r, rt_throttle *t)
  * read and, when admitted, counts the attempt in flight. Only this host
  * writes PAIR_OWN (a shmcb of its own beside a shared store), so on this
  * host no more attempts are in flight and failed than the limit. With a
- * store of this host (shmcb, dbm), PRINCIPAL and ADDRESS are read in the
- * same turn, by steps that write nothing. */
+ * store of this host (runai-shm, shmcb, dbm), PRINCIPAL and ADDRESS are read in
+ * the same turn, by steps that write nothing. */
 static json_t *reserve_step(request_rec *r, json_t *old, void *baton,
                             apr_int64_t *exp)
 {
