@@ -49,8 +49,13 @@ sub store_down {
 for my $store (qw(redis memcached)) {
     my $svc = $store eq 'redis' ? start_redis() : start_memcached();
     my $provider = $store eq 'redis' ? 'redis' : 'memcache';
+    # Pooled connections dropped after a second of idleness, as
+    # docs/operations.md ("When the store fails") tells operators: with the
+    # default TTL a child can keep a stale connection past the recovery and
+    # answer 503 once more after the others work (APR's client, issue 16).
+    my $ttl = $store eq 'redis' ? 'RedisConnPoolTTL 1' : 'MemcacheConnTTL 1';
     my $h = start_httpd(name => $store, cache => "$provider:127.0.0.1:$svc->{port}",
-                        site => RunaiHosts::session_site());
+                        global => $ttl, site => RunaiHosts::session_site());
     push @hosts, $h;
     my $p = $h->{port};
 
