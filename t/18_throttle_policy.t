@@ -37,13 +37,7 @@ my $next_addr = 0;
 sub fresh_addr { $next_addr++; return "127.18.$net." . (1 + $next_addr) }
 
 # --- credentials of our own --------------------------------------------------------
-sub secret {
-    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
-    read($fh, my $raw, 18) == 18 or die 'short read';
-    my $s = 'S' . unpack('H*', $raw);
-    note_secret("t18 secret", $s);
-    return $s;
-}
+sub secret { random_secret('S', 't18 secret') }
 my %pw = map { $_ => secret() } qw(dave svc erin hank ivy);
 my $app_secret = secret();
 my $wrong = secret();

@@ -289,8 +289,8 @@ for my $ep (@endpoints) {
     my $third = oauth_ok(form_post($ep, form(grant_type => 'refresh_token',
                                               refresh_token => $second->{refresh_token})),
                          "$name without client_id", qw(id_token refresh_token));
-    # (whether the reuse also revokes the session depends on the reuse
-    # grace period: the sessions tests own that)
+    # (older than the token before the newest: a reuse, whatever the retry
+    # window; t/10_refresh.t owns what it does to the session)
     oauth_error(form_post($ep, form(grant_type => 'refresh_token', refresh_token => $first->{refresh_token})),
                 400, 'invalid_grant', undef, "$name: a rotated refresh token");
     oauth_error(form_post($ep, form(grant_type => 'refresh_token', refresh_token => encode_base64url('x' x 32))),

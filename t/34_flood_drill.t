@@ -63,13 +63,7 @@ sub fresh_addr {
 
 # --- users of our own: A, B, C ------------------------------------------------------
 load_secrets();
-sub secret {
-    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
-    read($fh, my $raw, 18) == 18 or die 'short read';
-    my $s = 'F' . unpack('H*', $raw);
-    note_secret('t34 secret', $s);
-    return $s;
-}
+sub secret { random_secret('F', 't34 secret') }
 my %pw = map { $_ => secret() } qw(flood-a flood-b flood-c);
 my $wrong = secret();
 my $dir = tempdir('runai-t34-XXXXXX', TMPDIR => 1, CLEANUP => 1);

@@ -37,7 +37,7 @@ our @EXPORT = qw(
   slurp log_tail logs_clean pkce_pair wait_until reap
   post_json_to token_call password_login refresh_call authorize_call
   code_of exchange_call reply_of tokens_ok note_secret noted_secrets assert_logs_clean
-  load_secrets htpasswd_file htpasswd_remove
+  load_secrets htpasswd_file htpasswd_remove random_secret
 );
 
 my $OWNER = $$;                 # END only acts in the process that started things
@@ -823,6 +823,17 @@ sub logs_clean {
         push @found, $s if index($text, $bytes) >= 0;
     }
     return @found;
+}
+
+# random_secret(PREFIX, WHAT): PREFIX and 144 random bits in hex, noted
+# (note_secret) so that the log checks look for it.
+sub random_secret {
+    my($prefix, $what) = @_;
+    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
+    read($fh, my $raw, 18) == 18 or die 'short read';
+    my $s = $prefix . unpack('H*', $raw);
+    note_secret($what, $s);
+    return $s;
 }
 
 # htpasswd_file(PATH, USER => PASSWORD, ...): a new htpasswd file of bcrypt
