@@ -1,5 +1,5 @@
 # Loading the module changes nothing until it is used: with LoadModule and
-# no directive of the module, httpd creates no session store (no shmcb
+# no directive of the module, httpd creates no session store (no shared memory
 # segment) and no runai-token mutex (no lock file), logs nothing of the
 # module, and a plain site answers as it does without it. The same server
 # with a site that configures grants does create them, which shows that
@@ -28,7 +28,7 @@ EOF
 
 # What of the module's exists in httpd's parent: the runai-token mutex
 # (a lock file, unlinked once open, so seen among the open files) and the
-# store (shmcb's segment, a shared mapping of 16 MiB; the scoreboard, the
+# store (its segment, a shared mapping of 16 MiB; the scoreboard, the
 # only other shared mapping here, is far smaller).
 sub traces {
     my $h = shift;

@@ -1,4 +1,4 @@
-# The refresh_token grant on the Apache::Test server (shmcb
+# The refresh_token grant on the Apache::Test server (the default
 # store): rotation, reuse detection revoking the whole session, the absolute
 # RunaiTokenRefreshLifetime, the legacy route with its redacted access log
 # line, and requests refused as malformed that must leave the token alone.

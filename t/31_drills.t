@@ -8,8 +8,9 @@
 #       httpd;
 #   (b) apache2 -k graceful under load: no failed request beyond the
 #       connections the restart itself closes (counted and bounded), no 5xx;
-#       sessions are kept with redis and with shmcb (its segment is kept
-#       across generations; t/32_restart_drills.t tests the state file);
+#       sessions are kept with redis and with the default store (its
+#       segment is kept across generations; t/32_restart_drills.t tests
+#       the state file);
 #       no refresh token is refused, as cut requests are retried;
 #   (c) a signing key file removed after start changes nothing (tokens are
 #       issued and verify) until httpd reads its configuration again: then
@@ -253,7 +254,7 @@ sub count { my($answers, $f) = @_; return scalar grep { $f->($_) } @$answers }
 # ====================================================================================
 # (b) graceful restart under load
 # ====================================================================================
-for my $store (qw(redis shmcb)) {
+for my $store (qw(redis default)) {
     # a fresh host (and redis): (a) leaves its store flapping for a while
     my $redis = $store eq 'redis' ? start_redis() : undef;
     my $h = start_httpd(name => "drill-graceful-$store", site => session_site(),
@@ -290,7 +291,7 @@ for my $store (qw(redis shmcb)) {
         or diag(tally($answers, sub { $_[0][0] eq 'password' }));
     # A client whose refresh was cut in flight retries its token and gets
     # the same successor (RunaiTokenRefreshRetry); old and new children
-    # share the store (redis, or the shmcb kept across generations).
+    # share the store (redis, or the default store kept across generations).
     my $r401 = count($answers, sub { $_[0][0] eq 'refresh' && $_[0][1] == 401 });
     is($r401, 0, "(b) $store: no refresh token refused across the graceful restarts ($lost cut in flight)")
         or diag(tally($answers, sub { $_[0][0] eq 'refresh' }));

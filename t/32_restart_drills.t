@@ -1,5 +1,5 @@
 # Restart drills on the default store (issue 12, item 1), on an httpd of
-# its own with the default configuration (shmcb, RunaiTokenStateDir unset):
+# its own with the default configuration (runai-shm, RunaiTokenStateDir unset):
 #   - N live sessions, N outstanding codes and a throttle counter at its
 #     limit, then apache2 -k graceful, -k restart, and -k stop followed by a
 #     start: N of N refresh tokens and N of N codes work after each, and the
