@@ -831,7 +831,7 @@ static rt_store_status raw_put(request_rec *r, int local,
 static rt_store_status confirm_miss(request_rec *r)
 {
     unsigned char key[RT_REC_KEY_LEN];
-    json_t *empty = json_object();
+    json_t *empty;
     const char *val;
     apr_size_t len;
     rt_store_status st;
@@ -839,6 +839,7 @@ static rt_store_status confirm_miss(request_rec *r)
     if (!g.shared) {
         return RT_STORE_NOTFOUND;
     }
+    empty = json_object();
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
         json_decref(empty);
         return RT_STORE_DOWN;
