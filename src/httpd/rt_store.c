@@ -562,7 +562,7 @@ static int make_store(apr_pool_t *p, server_rec *s,
     return OK;
 }
 
-/* A store of this host (runai-shm, shmcb) outlives its generation, as the
+/* The default store (runai-shm) outlives its generation, as the
  * scoreboard does: made in the process pool with its mutex, it is handed
  * to the next generation (graceful or not) when RunaiTokenCache names the
  * same store, so the children of the old generation that still finish
@@ -571,7 +571,10 @@ static int make_store(apr_pool_t *p, server_rec *s,
  * and a crash only. A store of other arguments replaces it (filled from
  * the state file the old one's generation just wrote). The module is
  * unloaded between generations: what is kept is found again through the
- * process pool's user data. */
+ * process pool's user data, and only a store of this module's own
+ * provider is kept (a shmcb kept so crashed httpd at exit under
+ * AddressSanitizer, once mod_socache_shmcb had been unloaded and loaded
+ * again). */
 typedef struct {
     const char *name; /* provider:args */
     ap_socache_instance_t *instance;
@@ -684,7 +687,7 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     /* runai-shm, shmcb and dbm live on this host; redis and memcache may be
      * shared. */
     g.shared = !host_store(g.provider_name) && !g.is_dbm;
-    if (host_store(g.provider_name) &&
+    if (strcmp(g.provider_name, RT_SOCACHE_NAME) == 0 &&
         ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         int reused = 0;
 
@@ -693,7 +696,7 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         }
         return state_start(pconf, ptemp, s, !reused);
     }
-    if (!host_store(g.provider_name)) {
+    if (strcmp(g.provider_name, RT_SOCACHE_NAME) != 0) {
         forget_kept(ptemp, s);
     }
     if (g.instance == NULL) {
@@ -710,7 +713,9 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     }
     apr_pool_cleanup_register(pconf, s, store_cleanup, apr_pool_cleanup_null);
     if (!g.shared) {
-        return OK; /* dbm keeps its own file */
+        /* dbm keeps its own file; shmcb is made anew with each generation
+         * and its state file carries it across. */
+        return g.is_dbm ? OK : state_start(pconf, ptemp, s, 1);
     }
     return make_host_id(pconf, s) == OK ? make_local(pconf, ptemp, s)
                                         : HTTP_INTERNAL_SERVER_ERROR;
