@@ -1061,16 +1061,6 @@ rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
     return one(r, &t);
 }
 
-rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
-                             const char *material, json_t **data)
-{
-    rt_store_step t = {.op = RT_STORE_GET, .kind = kind, .material = material};
-    rt_store_status st = one(r, &t);
-
-    *data = t.got;
-    return st;
-}
-
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
                               const char *material, json_t **data)
 {

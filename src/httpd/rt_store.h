@@ -85,8 +85,6 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
 rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
                              const char *material, apr_int64_t exp,
                              const json_t *data);
-rt_store_status rt_store_get(request_rec *r, rt_rec_kind kind,
-                             const char *material, json_t **data);
 rt_store_status rt_store_take(request_rec *r, rt_rec_kind kind,
                               const char *material, json_t **data);
 
