@@ -71,7 +71,12 @@ static rt_refresh_status legacy(request_rec *r, const char *token,
     }
     if (check != NULL && !check(r, login, baton)) {
         /* Not this requester's: the token goes back as it was. */
-        rt_store_put(r, RT_REC_REFRESH, token, login->session_exp, data);
+        if (rt_store_put(r, RT_REC_REFRESH, token, login->session_exp, data) !=
+            RT_STORE_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "a refused refresh token could not be put back: "
+                          "its session ends");
+        }
         return RT_REFRESH_REFUSED;
     }
     return rt_session_start(r, login, login->session_exp, next) == RT_STORE_OK

@@ -1024,8 +1024,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         rt_store_step *t = &steps[i];
 
         t->st = run(r, keys[i], t, &got[i], val[i], len[i]);
-        if (t->st == RT_STORE_DOWN ||
-            (t->stop_if_found && t->st == RT_STORE_OK)) {
+        if (t->st == RT_STORE_DOWN) {
             break;
         }
     }

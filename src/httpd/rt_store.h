@@ -54,7 +54,6 @@ typedef struct {
     apr_int64_t exp;
     rt_store_update_fn fn;
     void *baton;
-    int stop_if_found; /* GET: the steps after it run only on a miss */
     /* GET, UPDATE: a miss of a store other hosts share is confirmed by a
      * probe write (as a take's always is): RT_STORE_NOTFOUND then means
      * the store answered. */
@@ -73,8 +72,7 @@ typedef struct {
  * a store that needs the mutex: runai-shm, shmcb, dbm); redis and memcache run
  * reads and writes without it. Records are encoded before the mutex is taken
  * and decoded after it is released. The steps after one whose store is
- * down, or after a read marked stop_if_found whose record is there (even
- * if it then does not decode), are not run: their st stays RT_STORE_DOWN.
+ * down are not run: their st stays RT_STORE_DOWN.
  * A take's miss is confirmed (see confirm_miss); of concurrent takers of
  * one record, on one host or several sharing the store, exactly one gets
  * RT_STORE_OK. Other misses are confirmed only when asked: memcache and
