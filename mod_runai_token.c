@@ -18,6 +18,7 @@
 #include "rt_authn.h"
 #include "rt_authorize.h"
 #include "rt_config.h"
+#include "rt_end.h"
 #include "rt_form.h"
 #include "rt_json.h"
 #include "rt_grant.h"
@@ -40,43 +41,58 @@
 /* Where a route lives: at a fixed path, or under the issuer's path. */
 enum { AT_ROOT, UNDER_ISSUER };
 
+#define POST (AP_METHOD_BIT << M_POST)
+#define GET (AP_METHOD_BIT << M_GET)
+
 typedef enum {
     RT_GRANT,     /* grant: JSON body (and forms where form is set) */
     RT_JWKS,      /* the JWKS document */
     RT_DISCOVERY, /* the OIDC discovery document */
 } rt_route_kind;
 
+/* Dialects of a route's body: JSON only, JSON or a form (the OAuth 2.0
+ * dialect of a Run:ai route), or OAuth 2.0 alone (errors in its shape
+ * whatever the body). */
+enum { JSON, JSON_FORM, OAUTH };
+
 typedef struct rt_route {
-    const char *path;
-    int base;   /* AT_ROOT or UNDER_ISSUER */
-    int method; /* M_POST or M_GET (HEAD is served as GET) */
+    const char *path;    /* a '*' stands for one segment: c->param */
+    int base;            /* AT_ROOT or UNDER_ISSUER */
+    apr_int64_t methods; /* POST, GET (HEAD is served as GET) */
     rt_route_kind kind;
     int deprecated;
-    int form;            /* also takes the OAuth 2.0 form dialect */
+    int dialect;         /* JSON, JSON_FORM or OAUTH */
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
-    int query;           /* reads the query (secrets: redacted in the logs) */
-    rt_grant_fn grant;   /* fills a JSON reply, or answers by itself */
+    int query; /* reads the query (secrets: redacted in the logs), on GET
+                  when the route also has a body */
+    rt_grant_fn grant; /* fills a JSON reply, or answers by itself */
 } rt_route;
 
 static const rt_route routes[] = {
-    {"/api/v1/token", AT_ROOT, M_POST, RT_GRANT, 0, 1, RT_FIELDS_TOKEN, 0,
+    {"/api/v1/token", AT_ROOT, POST, RT_GRANT, 0, JSON_FORM, RT_FIELDS_TOKEN, 0,
      rt_grant_token},
-    {"/protocol/openid-connect/token", UNDER_ISSUER, M_POST, RT_GRANT, 0, 1,
-     RT_FIELDS_TOKEN, 0, rt_grant_token},
-    {"/api/v1/authorize", AT_ROOT, M_GET, RT_GRANT, 0, 0, 0, 0, rt_authorize},
-    {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, M_POST, RT_GRANT, 1, 0,
+    {"/protocol/openid-connect/token", UNDER_ISSUER, POST, RT_GRANT, 0,
+     JSON_FORM, RT_FIELDS_TOKEN, 0, rt_grant_token},
+    {"/api/v1/authorize", AT_ROOT, GET, RT_GRANT, 0, JSON, 0, 0, rt_authorize},
+    {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, POST, RT_GRANT, 1, JSON,
      RT_FIELDS_LEGACY_APP, 0, rt_grant_legacy_apptoken},
-    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, M_POST, RT_GRANT, 1, 0, 0, 1,
-     rt_grant_legacy_refresh},
-    {"/v1/k8s/auth/token/exchange", AT_ROOT, M_GET, RT_GRANT, 1, 0, 0, 1,
+    {"/v1/k8s/auth/oauth/tokens/refresh", AT_ROOT, POST, RT_GRANT, 1, JSON, 0,
+     1, rt_grant_legacy_refresh},
+    {"/v1/k8s/auth/token/exchange", AT_ROOT, GET, RT_GRANT, 1, JSON, 0, 1,
      rt_grant_legacy_exchange},
-    {"/.well-known/openid-configuration", UNDER_ISSUER, M_GET, RT_DISCOVERY, 0,
-     0, 0, 0, NULL},
-    {"/.well-known/openid-configuration", AT_ROOT, M_GET, RT_DISCOVERY, 0, 0, 0,
+    {"/protocol/openid-connect/revoke", UNDER_ISSUER, POST, RT_GRANT, 0, OAUTH,
+     RT_FIELDS_REVOKE, 0, rt_end_revoke},
+    {"/protocol/openid-connect/logout", UNDER_ISSUER, GET | POST, RT_GRANT, 0,
+     OAUTH, RT_FIELDS_LOGOUT, 1, rt_end_logout},
+    {"/api/v1/users/*/logout", AT_ROOT, POST, RT_GRANT, 0, JSON, 0, 0,
+     rt_end_user},
+    {"/.well-known/openid-configuration", UNDER_ISSUER, GET, RT_DISCOVERY, 0,
+     JSON, 0, 0, NULL},
+    {"/.well-known/openid-configuration", AT_ROOT, GET, RT_DISCOVERY, 0, JSON,
+     0, 0, NULL},
+    {"/protocol/openid-connect/certs", UNDER_ISSUER, GET, RT_JWKS, 0, JSON, 0,
      0, NULL},
-    {"/protocol/openid-connect/certs", UNDER_ISSUER, M_GET, RT_JWKS, 0, 0, 0, 0,
-     NULL},
-    {"/.well-known/jwks.json", AT_ROOT, M_GET, RT_JWKS, 0, 0, 0, 0, NULL},
+    {"/.well-known/jwks.json", AT_ROOT, GET, RT_JWKS, 0, JSON, 0, 0, NULL},
 };
 
 static const command_rec rt_directives[] = {
@@ -125,6 +141,10 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds without a refresh after which a session ends, or "
                   "off; default off"),
+    AP_INIT_TAKE1("RunaiTokenSessionCheck", rt_config_set_session_check, NULL,
+                  RSRC_CONF | ACCESS_CONF,
+                  "Seconds the guard trusts its last look at a token's "
+                  "session in the store, or off; default 5"),
     AP_INIT_TAKE12("RunaiTokenRefreshRate", rt_config_set_refresh_rate, NULL,
                    RSRC_CONF | ACCESS_CONF,
                    "Refreshes per session and window in seconds, or off; "
@@ -173,20 +193,47 @@ static const command_rec rt_directives[] = {
     {NULL},
 };
 
-static const rt_route *find_route(const char *path, const rt_server_conf *sc)
+/* Whether path is the route's path; the segment a '*' stands for (not
+ * empty, no '/') goes to *param. */
+static int path_matches(const char *pattern, const char *path, apr_pool_t *p,
+                        const char **param)
+{
+    const char *star = strchr(pattern, '*');
+    apr_size_t head, tail, len = strlen(path);
+    const char *seg;
+
+    if (star == NULL) {
+        return strcmp(pattern, path) == 0;
+    }
+    head = (apr_size_t)(star - pattern);
+    tail = strlen(star + 1);
+    if (len <= head + tail || strncmp(pattern, path, head) != 0 ||
+        strcmp(star + 1, path + len - tail) != 0) {
+        return 0;
+    }
+    seg = apr_pstrmemdup(p, path + head, len - head - tail);
+    if (strchr(seg, '/') != NULL) {
+        return 0;
+    }
+    *param = seg;
+    return 1;
+}
+
+static const rt_route *find_route(request_rec *r, const rt_server_conf *sc,
+                                  const char **param)
 {
     apr_size_t ilen = strlen(sc->issuer_path);
 
     for (apr_size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-        const char *p = path;
+        const char *p = r->uri;
 
         if (routes[i].base == UNDER_ISSUER) {
-            if (strncmp(path, sc->issuer_path, ilen) != 0) {
+            if (strncmp(p, sc->issuer_path, ilen) != 0) {
                 continue;
             }
             p += ilen;
         }
-        if (strcmp(routes[i].path, p) == 0) {
+        if (path_matches(routes[i].path, p, r->pool, param)) {
             return &routes[i];
         }
     }
@@ -251,8 +298,9 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
     char *body;
     apr_size_t len;
     rt_body_kind kind;
-    rt_error *err = rt_http_read_body(c->r, rt_config_max_body(c->dc),
-                                      route->form, &body, &len, &kind);
+    rt_error *err =
+        rt_http_read_body(c->r, rt_config_max_body(c->dc),
+                          route->dialect != JSON, &body, &len, &kind);
 
     if (err == NULL && kind == RT_BODY_FORM) {
         c->oauth = c->param_names = 1;
@@ -281,7 +329,7 @@ static int rt_handler(request_rec *r)
     c.r = r;
     c.sc = ap_get_module_config(r->server->module_config, &runai_token_module);
     c.dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
-    route = find_route(r->uri, c.sc);
+    route = find_route(r, c.sc, &c.param);
     /* Only the authorize endpoint reads its query as is (it holds no
      * secret); every other query is read here, then redacted. */
     args = r->args;
@@ -295,9 +343,11 @@ static int rt_handler(request_rec *r)
         apr_table_setn(r->headers_out, "Deprecation", DEPRECATION_DATE);
         apr_table_setn(r->headers_out, "Link", SUCCESSOR_LINK);
     }
-    if (r->method_number != route->method) {
+    if (!(route->methods & (AP_METHOD_BIT << r->method_number))) {
         apr_table_setn(r->headers_out, "Allow",
-                       route->method == M_GET ? "GET, HEAD" : "POST");
+                       route->methods == POST  ? "POST"
+                       : route->methods == GET ? "GET, HEAD"
+                                               : "GET, HEAD, POST");
         return fail(r, RT_ERR_METHOD, "method not allowed");
     }
     if (route->kind != RT_GRANT) {
@@ -307,14 +357,15 @@ static int rt_handler(request_rec *r)
     }
 
     c.outcome = "granted";
-    if (route->fields != 0) {
+    c.oauth = route->dialect == OAUTH;
+    if (route->fields != 0 && r->method_number == M_POST) {
         err = read_request(&c, route);
     } else {
         ap_discard_request_body(r);
-    }
-    if (route->query) {
-        c.param_names = 1;
-        err = read_query(r, args, &c.f);
+        if (route->query) {
+            c.param_names = 1;
+            err = read_query(r, args, &c.f);
+        }
     }
     if (err == NULL) {
         err = route->grant(&c, &reply);
@@ -339,6 +390,7 @@ static int rt_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
 {
     (void)plog;
     (void)ptemp;
+    rt_config_pre_config();
     return rt_store_pre_config(pconf);
 }
 

@@ -43,7 +43,7 @@ rt_error *rt_authreq_parse(apr_pool_t *p, const char *query, rt_authreq *q)
     return e;
 }
 
-static int registered(const apr_array_header_t *uris, const char *uri)
+int rt_authreq_registered(const apr_array_header_t *uris, const char *uri)
 {
     for (int i = 0; i < uris->nelts; i++) {
         if (strcmp(APR_ARRAY_IDX(uris, i, const char *), uri) == 0) {
@@ -67,7 +67,8 @@ rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
         return rt_error_make(p, RT_ERR_UNKNOWN_CLIENT, "unknown client", NULL);
     }
     /* Byte for byte: no normalisation an attacker could steer. */
-    if (q->redirect_uri == NULL || !registered(uris, q->redirect_uri)) {
+    if (q->redirect_uri == NULL ||
+        !rt_authreq_registered(uris, q->redirect_uri)) {
         return rt_error_make(p, RT_ERR_REDIRECT_MISMATCH,
                              "redirect URI not registered for this client",
                              NULL);

@@ -26,6 +26,9 @@ rt_error *rt_authreq_parse(apr_pool_t *p, const char *query, rt_authreq *q);
 rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
                            const apr_array_header_t *uris);
 
+/* 1 when uri is one of uris (const char *), byte for byte. */
+int rt_authreq_registered(const apr_array_header_t *uris, const char *uri);
+
 /* redirect_uri with code and state appended as query parameters. */
 char *rt_authreq_location(apr_pool_t *p, const char *redirect_uri,
                           const char *code, const char *state);

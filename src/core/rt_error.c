@@ -42,6 +42,12 @@ static const struct {
     /* Not invalid_grant: the token stays good, the client waits. */
     [RT_ERR_REFRESH_RATE] = {429, "temporarily_unavailable", 429,
                              "refresh_rate"},
+    /* Not invalid_grant: a logout is no grant. */
+    [RT_ERR_LOGOUT_REDIRECT] = {400, "invalid_request", 400,
+                                "redirect_mismatch"},
+    [RT_ERR_UNSUPPORTED_TOKEN] = {400, "unsupported_token_type", 400,
+                                  "unsupported_token"},
+    [RT_ERR_FORBIDDEN] = {403, "access_denied", 403, "forbidden"},
     [RT_ERR_STORE_DOWN] = {503, "temporarily_unavailable", 503,
                            "store_unavailable"},
     [RT_ERR_INTERNAL] = {500, "server_error", 500, "error"},

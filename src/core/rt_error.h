@@ -29,6 +29,9 @@ typedef enum {
     RT_ERR_THROTTLED,         /* too many failed attempts: a user's */
     RT_ERR_THROTTLED_CLIENT,  /* ... an application's or a client's */
     RT_ERR_REFRESH_RATE,      /* a session over RunaiTokenRefreshRate */
+    RT_ERR_LOGOUT_REDIRECT,   /* a logout redirect no client registered */
+    RT_ERR_UNSUPPORTED_TOKEN, /* revocation of a token of no session */
+    RT_ERR_FORBIDDEN,         /* force logout without an Apache user */
     RT_ERR_STORE_DOWN,        /* the session store did not answer */
     RT_ERR_INTERNAL,          /* anything else: logged, answered without */
     RT_ERR__COUNT

@@ -17,6 +17,11 @@ static const rt_form_param params[] = {
     {"code", 0, RT_F_CODE},
     {"redirect_uri", 0, RT_F_REDIRECT_URI},
     {"code_verifier", 0, RT_F_CODE_VERIFIER},
+    {"token", 0, RT_F_TOKEN},
+    {"token_type_hint", 0, RT_F_TOKEN_TYPE_HINT},
+    {"id_token_hint", 0, RT_F_ID_TOKEN_HINT},
+    {"post_logout_redirect_uri", 0, RT_F_POST_LOGOUT_URI},
+    {"state", 0, RT_F_STATE},
 };
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 

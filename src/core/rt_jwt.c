@@ -78,57 +78,10 @@ const char *rt_jwt_selfcheck(apr_pool_t *p, const rt_key *key)
 
 #define TOKEN_MAX 16384
 
-static const signed char b64url_value[256] = {
-    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,
-    ['G'] = 7,  ['H'] = 8,  ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12,
-    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
-    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
-    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
-    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
-    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
-    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
-    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
-    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
-    ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
-};
-
-/* Decodes unpadded base64url; NULL on any other character or length. */
-static unsigned char *b64url_decode(apr_pool_t *p, const char *s, apr_size_t n,
-                                    apr_size_t *out_len)
-{
-    unsigned char *out = apr_palloc(p, n * 3 / 4 + 1);
-    apr_size_t o = 0;
-    unsigned int acc = 0;
-    int bits = 0;
-
-    if (n % 4 == 1) {
-        return NULL;
-    }
-    for (apr_size_t i = 0; i < n; i++) {
-        int v = b64url_value[(unsigned char)s[i]];
-        if (v == 0) {
-            return NULL;
-        }
-        acc = (acc << 6) | (unsigned int)(v - 1);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    /* Leftover bits must be zero: one encoding per value. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) {
-        return NULL;
-    }
-    out[o] = '\0';
-    *out_len = o;
-    return out;
-}
-
 static json_t *decode_json(apr_pool_t *p, const char *s, apr_size_t n)
 {
     apr_size_t len;
-    unsigned char *raw = b64url_decode(p, s, n, &len);
+    unsigned char *raw = rt_b64url_decode(p, s, n, &len);
     json_t *j;
 
     if (raw == NULL) {
@@ -220,13 +173,14 @@ const char *rt_jwt_verify_signature(apr_pool_t *p,
     if (strcmp(alg, k->alg_name) != 0) {
         REFUSE("alg does not match the key");
     }
-    sig = b64url_decode(p, dot2 + 1, strlen(dot2 + 1), &sig_len);
+    sig = rt_b64url_decode(p, dot2 + 1, strlen(dot2 + 1), &sig_len);
     if (sig == NULL || sig_len == 0 ||
         !rt_key_verify(k, (const unsigned char *)token,
                        (apr_size_t)(dot2 - token), sig, sig_len)) {
         REFUSE("bad signature");
     }
-    payload = b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &len);
+    payload =
+        rt_b64url_decode(p, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), &len);
     if (payload == NULL || memchr(payload, '\0', len) != NULL) {
         REFUSE("malformed claims");
     }

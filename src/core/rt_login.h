@@ -16,6 +16,7 @@ typedef struct rt_login {
     const char *redirect_uri; /* codes only */
     const char *challenge;    /* codes only: PKCE S256 challenge */
     apr_int64_t session_exp;  /* refresh sessions: absolute end */
+    const char *sid; /* the session's id (not kept: its record's key) */
 } rt_login;
 
 /* A new JSON object of l (the caller decrefs it). */

@@ -56,10 +56,18 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
                         const apr_array_header_t *keys,
                         const apr_array_header_t *claims)
 {
-    static const char *const std_claims[] = {
-        "iss",       "sub",   "aud", "exp", "iat",
-        "auth_time", "nonce", "jti", "azp", "preferred_username",
-        NULL};
+    static const char *const std_claims[] = {"iss",
+                                             "sub",
+                                             "aud",
+                                             "exp",
+                                             "iat",
+                                             "auth_time",
+                                             "nonce",
+                                             "jti",
+                                             "azp",
+                                             "sid",
+                                             "preferred_username",
+                                             NULL};
     const char *o = origin(p, issuer);
     const char *base = apr_pstrcat(p, o, rt_oidc_issuer_path(p, issuer), NULL);
     json_t *doc, *algs, *cl;
@@ -80,6 +88,17 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
             "token_endpoint_auth_methods_supported", "client_secret_basic",
             "client_secret_post", "none", "subject_types_supported", "public",
             "scopes_supported", "openid", "profile", "email"));
+    /* Ending sessions (RFC 7009, RP-Initiated Logout): the paths
+     * clients configured for Keycloak look for. */
+    json_object_set_new(doc, "revocation_endpoint",
+                        json_string(apr_pstrcat(
+                            p, base, "/protocol/openid-connect/revoke", NULL)));
+    json_object_set(
+        doc, "revocation_endpoint_auth_methods_supported",
+        json_object_get(doc, "token_endpoint_auth_methods_supported"));
+    json_object_set_new(doc, "end_session_endpoint",
+                        json_string(apr_pstrcat(
+                            p, base, "/protocol/openid-connect/logout", NULL)));
     algs = json_array();
     for (int i = 0; keys != NULL && i < keys->nelts; i++) {
         const char *a = APR_ARRAY_IDX(keys, i, rt_key *)->alg_name;

@@ -8,14 +8,23 @@
 int rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
                   const char *material, apr_size_t len)
 {
-    /* The hash comes first: shmcb picks a subcache by the first bytes of
-     * a key, so a fixed prefix would crowd every record into one. */
-    if (!rt_crypto_sha256(material, len, key)) {
+    unsigned char digest[RT_SHA256_LEN];
+
+    if (!rt_crypto_sha256(material, len, digest)) {
         return 0;
     }
+    rt_record_key_of(key, kind, digest);
+    return 1;
+}
+
+void rt_record_key_of(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
+                      const unsigned char digest[32])
+{
+    /* The hash comes first: shmcb picks a subcache by the first bytes of
+     * a key, so a fixed prefix would crowd every record into one. */
+    memcpy(key, digest, RT_SHA256_LEN);
     key[RT_SHA256_LEN] = (unsigned char)kind;
     key[RT_SHA256_LEN + 1] = 'R';
-    return 1;
 }
 
 char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,

@@ -12,6 +12,7 @@ typedef enum {
     RT_REC_SESSION = 's',  /* a refresh session, by its handle */
     RT_REC_REFRESH = 'r',  /* a session of the earlier format, by its token */
     RT_REC_THROTTLE = 't', /* failed-attempt counter */
+    RT_REC_USER = 'u',     /* a user's sessions ended before a time */
     RT_REC_PING = 'p'      /* liveness probe of the store */
 } rt_rec_kind;
 
@@ -22,6 +23,11 @@ typedef enum {
 /* 0 when the hash failed: no key then. */
 int rt_record_key(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
                   const char *material, apr_size_t len);
+
+/* The key of a record whose material's SHA-256 is digest (a session
+ * named by its sid). */
+void rt_record_key_of(unsigned char key[RT_REC_KEY_LEN], rt_rec_kind kind,
+                      const unsigned char digest[32]);
 
 /* {"v":1,"exp":exp,"d":data}; NULL when it would exceed RT_REC_MAX. */
 char *rt_record_encode(apr_pool_t *p, apr_int64_t exp, const json_t *data,

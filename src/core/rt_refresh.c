@@ -45,6 +45,30 @@ const char *rt_refresh_token(apr_pool_t *p, const char *handle,
     return apr_psprintf(p, "%s.%" APR_INT64_T_FMT ".%s", handle, gen, mac);
 }
 
+const char *rt_refresh_sid(apr_pool_t *p, const char *handle)
+{
+    unsigned char d[RT_SHA256_LEN];
+
+    return rt_crypto_sha256(handle, strlen(handle), d)
+               ? rt_b64url(p, d, sizeof(d))
+               : NULL;
+}
+
+int rt_refresh_sid_digest(apr_pool_t *p, const char *sid,
+                          unsigned char digest[RT_SHA256_LEN])
+{
+    apr_size_t len = 0;
+    unsigned char *d = sid != NULL && strlen(sid) == MAC_LEN
+                           ? rt_b64url_decode(p, sid, MAC_LEN, &len)
+                           : NULL;
+
+    if (d == NULL || len != RT_SHA256_LEN) {
+        return 0;
+    }
+    memcpy(digest, d, RT_SHA256_LEN);
+    return 1;
+}
+
 static int b64url_chars(const char *s, apr_size_t n)
 {
     for (apr_size_t i = 0; i < n; i++) {

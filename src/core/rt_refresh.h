@@ -29,6 +29,15 @@ typedef struct {
 const char *rt_refresh_token(apr_pool_t *p, const char *handle,
                              const char *seed, apr_int64_t gen);
 
+/* The session's id, the sid claim of its access and id tokens:
+ * base64url(SHA-256(handle)), whose digest keys the session's record.
+ * It names the session without giving its handle. */
+const char *rt_refresh_sid(apr_pool_t *p, const char *handle);
+
+/* The digest a sid encodes (32 bytes); 0 when sid is not one. */
+int rt_refresh_sid_digest(apr_pool_t *p, const char *sid,
+                          unsigned char digest[32]);
+
 /* 1 when token has the shape of a session token (it may still be forged). */
 int rt_refresh_parse(apr_pool_t *p, const char *token, rt_refresh_parts *out);
 

@@ -21,6 +21,11 @@ typedef enum {
     RT_F_ID,     /* legacy apptoken route only */
     RT_F_NAME,   /* legacy apptoken route only */
     RT_F_SECRET, /* legacy apptoken route only */
+    RT_F_TOKEN,  /* revocation */
+    RT_F_TOKEN_TYPE_HINT,
+    RT_F_ID_TOKEN_HINT, /* logout */
+    RT_F_POST_LOGOUT_URI,
+    RT_F_STATE,
     RT_F__COUNT
 } rt_field_id;
 
@@ -28,6 +33,13 @@ typedef enum {
 #define RT_FIELDS_TOKEN ((1u << RT_F_ID) - 1)
 #define RT_FIELDS_LEGACY_APP                                                   \
     ((1u << RT_F_ID) | (1u << RT_F_NAME) | (1u << RT_F_SECRET))
+
+#define RT_FIELDS_REVOKE                                                       \
+    ((1u << RT_F_TOKEN) | (1u << RT_F_TOKEN_TYPE_HINT) |                       \
+     (1u << RT_F_CLIENT_ID) | (1u << RT_F_CLIENT_SECRET))
+#define RT_FIELDS_LOGOUT                                                       \
+    ((1u << RT_F_ID_TOKEN_HINT) | (1u << RT_F_POST_LOGOUT_URI) |               \
+     (1u << RT_F_STATE) | (1u << RT_F_CLIENT_ID) | (1u << RT_F_REDIRECT_URI))
 
 /* Canonical spellings, as error messages name them. */
 extern const char *const rt_request_field_names[RT_F__COUNT];

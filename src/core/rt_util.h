@@ -10,6 +10,11 @@ char *rt_b64url(apr_pool_t *p, const unsigned char *data, apr_size_t len);
 /* Writes base64url of data into out (room for rt_b64url_len(len) + 1). */
 apr_size_t rt_b64url_to(char *out, const unsigned char *data, apr_size_t len);
 #define rt_b64url_len(n) (((n) / 3) * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
+/* Decodes unpadded base64url (one encoding per value: the leftover bits
+ * must be zero) into p, NUL-terminated; NULL on any other character or
+ * length. */
+unsigned char *rt_b64url_decode(apr_pool_t *p, const char *s, apr_size_t n,
+                                apr_size_t *out_len);
 
 /* nbytes of CSPRNG output, base64url; NULL if the generator failed. */
 char *rt_random_id(apr_pool_t *p, apr_size_t nbytes);

@@ -108,6 +108,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->throttle_seconds = 0;
     c->refresh_retry = -1;
     c->refresh_idle = -1;
+    c->session_check = -1;
     c->refresh_rate = -1;
     c->refresh_rate_seconds = 0;
     c->leeway = -1;
@@ -162,6 +163,7 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(throttle_seconds, 0);
     PICK(refresh_retry, -1);
     PICK(refresh_idle, -1);
+    PICK(session_check, -1);
     PICK(refresh_rate, -1);
     PICK(refresh_rate_seconds, 0);
     PICK(leeway, -1);
@@ -271,11 +273,58 @@ static const char *set_seconds(cmd_parms *cmd, const char *v, apr_int64_t min,
     return NULL;
 }
 
+/* The longest access and refresh lifetimes and leeway of this
+ * configuration, in any section: how long an ended session, or a logout
+ * of all of a user's sessions, must be remembered (rt_config_keep_ended).
+ * Set while the configuration is read, in the parent. */
+static apr_int64_t longest_access, longest_refresh, longest_leeway;
+
+void rt_config_pre_config(void)
+{
+    longest_access = RT_DEFAULT_ACCESS_LIFETIME;
+    longest_refresh = RT_DEFAULT_REFRESH_LIFETIME;
+    longest_leeway = RT_DEFAULT_LEEWAY;
+}
+
+static const char *set_longest(cmd_parms *cmd, const char *v, apr_int64_t min,
+                               apr_int64_t max, apr_int64_t *out,
+                               apr_int64_t *longest)
+{
+    const char *err = set_seconds(cmd, v, min, max, out);
+
+    if (err == NULL && *out > *longest) {
+        *longest = *out;
+    }
+    return err;
+}
+
+apr_int64_t rt_config_keep_ended(int all_sessions)
+{
+    return apr_time_sec(apr_time_now()) + longest_access + longest_leeway +
+           (all_sessions ? longest_refresh : 0);
+}
+
 const char *rt_config_set_access_lifetime(cmd_parms *cmd, void *dcv,
                                           const char *v)
 {
-    return set_seconds(cmd, v, 1, 31536000,
-                       &((rt_dir_conf *)dcv)->access_lifetime);
+    return set_longest(cmd, v, 1, 31536000,
+                       &((rt_dir_conf *)dcv)->access_lifetime, &longest_access);
+}
+
+const char *rt_config_set_session_check(cmd_parms *cmd, void *dcv,
+                                        const char *v)
+{
+    if (strcasecmp(v, "off") == 0) {
+        ((rt_dir_conf *)dcv)->session_check = 0;
+        return NULL;
+    }
+    return set_seconds(cmd, v, 1, 3600, &((rt_dir_conf *)dcv)->session_check);
+}
+
+apr_int64_t rt_config_session_check(const rt_dir_conf *dc)
+{
+    return dc->session_check >= 0 ? dc->session_check
+                                  : RT_DEFAULT_SESSION_CHECK;
 }
 
 const char *rt_config_set_max_body(cmd_parms *cmd, void *dcv, const char *v)
@@ -286,8 +335,9 @@ const char *rt_config_set_max_body(cmd_parms *cmd, void *dcv, const char *v)
 const char *rt_config_set_refresh_lifetime(cmd_parms *cmd, void *dcv,
                                            const char *v)
 {
-    return set_seconds(cmd, v, 1, 31536000,
-                       &((rt_dir_conf *)dcv)->refresh_lifetime);
+    return set_longest(cmd, v, 1, 31536000,
+                       &((rt_dir_conf *)dcv)->refresh_lifetime,
+                       &longest_refresh);
 }
 
 const char *rt_config_set_refresh_idle(cmd_parms *cmd, void *dcv, const char *v)
@@ -436,7 +486,8 @@ const char *rt_config_set_app_cache(cmd_parms *cmd, void *dcv, const char *v)
 
 const char *rt_config_set_leeway(cmd_parms *cmd, void *dcv, const char *v)
 {
-    return set_seconds(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway);
+    return set_longest(cmd, v, 0, 3600, &((rt_dir_conf *)dcv)->leeway,
+                       &longest_leeway);
 }
 
 /* COUNT SECONDS, or off: a count per window (RunaiTokenThrottle,

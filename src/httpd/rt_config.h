@@ -68,6 +68,7 @@ typedef struct rt_dir_conf {
     int throttle_seconds;
     apr_int64_t refresh_retry; /* -1: unset */
     apr_int64_t refresh_idle;  /* -1: unset, 0: off */
+    apr_int64_t session_check; /* -1: unset, 0: off */
     int refresh_rate;          /* -1: unset, 0: off */
     int refresh_rate_seconds;
     apr_int64_t leeway;      /* -1: unset */
@@ -91,6 +92,7 @@ typedef struct rt_dir_conf {
 #define RT_DEFAULT_REFRESH_RATE 60
 #define RT_DEFAULT_REFRESH_RATE_SECONDS 60
 #define RT_DEFAULT_LEEWAY 30
+#define RT_DEFAULT_SESSION_CHECK 5
 #define RT_DEFAULT_APP_CACHE 10
 #define RT_DEFAULT_USER_CLAIM "sub"
 
@@ -143,6 +145,22 @@ int rt_config_finish(apr_pool_t *p, server_rec *s);
 
 /* Effective values of a dir config. */
 apr_int64_t rt_config_access_lifetime(const rt_dir_conf *dc);
+
+/* RunaiTokenSessionCheck SECONDS|off: how long the guard trusts its last
+ * look at a token's session; 0: it never looks. */
+const char *rt_config_set_session_check(cmd_parms *cmd, void *dc,
+                                        const char *v);
+apr_int64_t rt_config_session_check(const rt_dir_conf *dc);
+
+/* Resets what rt_config_keep_ended derives from, before a configuration
+ * is read. */
+void rt_config_pre_config(void);
+
+/* Until when (epoch seconds) an ended session must be remembered so that
+ * no token minted from it can outlive the memory: its access tokens' life
+ * and leeway, the longest this configuration sets; all_sessions: also a
+ * session's longest life, for a logout of all the sessions of a user. */
+apr_int64_t rt_config_keep_ended(int all_sessions);
 apr_int64_t rt_config_max_body(const rt_dir_conf *dc);
 apr_int64_t rt_config_refresh_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_config_code_lifetime(const rt_server_conf *sc);

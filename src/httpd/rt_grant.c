@@ -77,6 +77,9 @@ static json_t *claims_base(rt_ctx *c, const rt_login *l, json_t *aud,
     if (l->azp != NULL) {
         json_object_set_new(o, "azp", json_string(l->azp));
     }
+    if (l->sid != NULL) {
+        json_object_set_new(o, "sid", json_string(l->sid));
+    }
     return o;
 }
 
@@ -304,6 +307,25 @@ static rt_error *check_client(rt_ctx *c, const char *issued_to, int code)
     return NULL;
 }
 
+rt_error *rt_grant_check_owner(rt_ctx *c, const char *issued_to)
+{
+    const char *named = rt_request_field(&c->f, RT_F_CLIENT_ID);
+
+    if (issued_to != NULL && (named == NULL || strcmp(named, issued_to) != 0)) {
+        return fail(c, RT_ERR_CLIENT_MISMATCH,
+                    "the token was issued to another client");
+    }
+    if (named == NULL || c->client_authenticated) {
+        return NULL;
+    }
+    if (c->sc->clients != NULL && rt_config_client(c->sc, named) == NULL) {
+        return fail(c, RT_ERR_UNKNOWN_CLIENT, "unknown client");
+    }
+    return client_confidential(c, named)
+               ? fail(c, RT_ERR_BAD_CLIENT, "client authentication required")
+               : NULL;
+}
+
 /* The client rules for a session, run before its refresh token rotates:
  * a refused refresh leaves the session as it was. */
 static int refresh_client_ok(request_rec *r, const rt_login *l, void *baton)
@@ -322,16 +344,17 @@ static rt_error *start_session(rt_ctx *c, rt_login *l, const char *external,
     const char *access = NULL, *idt = NULL, *refresh = NULL;
     apr_int64_t sexp =
         apr_time_sec(c->r->request_time) + rt_config_refresh_lifetime(c->dc);
-    rt_error *e = mint(c, l, &access, &idt);
+    rt_error *e;
 
-    if (e != NULL) {
-        return e;
-    }
+    /* The session first: its tokens name it (sid). */
     if (rt_session_start(c->r, l, sexp, &refresh) != RT_STORE_OK) {
         return store_down(c);
     }
-    *reply = token_reply(c, access, idt, refresh, external);
-    return NULL;
+    e = mint(c, l, &access, &idt);
+    if (e == NULL) {
+        *reply = token_reply(c, access, idt, refresh, external);
+    }
+    return e;
 }
 
 static rt_error *grant_password(rt_ctx *c, json_t **reply)
@@ -457,10 +480,7 @@ static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
     return start_session(c, &l, l.external, reply);
 }
 
-/* A client secret sent with a grant other than app_token (whose secret is
- * the grant itself), in a form, a Basic header or JSON's clientSecret,
- * must hold for the client_id it comes with. */
-static rt_error *authenticate_client(rt_ctx *c, const char *grant)
+rt_error *rt_grant_authenticate_client(rt_ctx *c, const char *grant)
 {
     const char *id = rt_request_field(&c->f, RT_F_CLIENT_ID);
     const char *secret = rt_request_field(&c->f, RT_F_CLIENT_SECRET);
@@ -497,7 +517,7 @@ rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
     if (strcmp(g, "app_token") == 0 || strcmp(g, "client_credentials") == 0) {
         return grant_app_token(c, reply);
     }
-    e = authenticate_client(c, g);
+    e = rt_grant_authenticate_client(c, g);
     if (e != NULL) {
         return e;
     }

@@ -15,6 +15,7 @@ typedef struct rt_ctx {
     int param_names; /* fields came as form or query parameters */
     int client_authenticated; /* an app proved its secret as the client */
     rt_error *refused;        /* why the client rules refused a refresh */
+    const char *param;        /* the route's path parameter, or NULL */
     /* What the one log line per request says; never a secret. */
     const char *grant;
     const char *principal;
@@ -32,5 +33,16 @@ rt_error *rt_grant_legacy_apptoken(rt_ctx *c, json_t **reply);
 /* Legacy refresh and exchange routes: answered by the sessions issue. */
 rt_error *rt_grant_legacy_refresh(rt_ctx *c, json_t **reply);
 rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply);
+
+/* A client secret sent with a grant other than app_token (whose secret is
+ * the grant itself), in a form, a Basic header or JSON's clientSecret,
+ * must hold for the client_id it comes with; grant names the request in
+ * the log. */
+rt_error *rt_grant_authenticate_client(rt_ctx *c, const char *grant);
+
+/* Whether the requester may end what was issued to the client issued_to
+ * (NULL: to no client, anyone holding it may): it names that client, and
+ * proved its secret if it has one. */
+rt_error *rt_grant_check_owner(rt_ctx *c, const char *issued_to);
 
 #endif

@@ -4,6 +4,7 @@
 #include "rt_credcache.h"
 #include "rt_util.h"
 #include "rt_jwt.h"
+#include "rt_session.h"
 
 #include "http_core.h"
 #include "http_log.h"
@@ -135,14 +136,57 @@ static json_t *verify(request_rec *r, const rt_jwt_params *v, const char *token,
     return rt_jwt_verify_claims(r->pool, v, payload, why);
 }
 
-/* Creates this process's cache of tokens whose signature verified. */
+/* What this process last saw of a session in the store, for at most
+ * RunaiTokenSessionCheck seconds: the bound on how long the guard accepts
+ * the access tokens of a session that was revoked, logged out or ended
+ * with all of its user's. It is looked at apart from the signature cache
+ * above, so that cache's longer life does not stretch the bound. */
+#define SESSION_CACHE_SLOTS 4096
+
+static rt_credcache *sessions;
+
+static int session_ended(request_rec *r, const rt_dir_conf *dc, json_t *claims,
+                         apr_int64_t now)
+{
+    apr_int64_t check = rt_config_session_check(dc);
+    const char *sid = json_string_value(json_object_get(claims, "sid"));
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    const char *seen;
+    rt_session_state st;
+
+    if (check == 0 || sid == NULL || sub == NULL) {
+        return 0; /* not looked at, or a token of no session (apps) */
+    }
+    seen = sessions ? rt_credcache_get(sessions, r->pool, sub, sid, now) : NULL;
+    if (seen != NULL) {
+        return *seen == 'e';
+    }
+    st = rt_session_look(r, sid, sub,
+                         json_integer_value(json_object_get(claims, "iat")));
+    if (st == RT_SESSION_UNKNOWN) {
+        /* A store outage ends no session: the signature decides. */
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      "bearer token's session not looked at: the session "
+                      "store did not answer");
+        return 0;
+    }
+    if (sessions != NULL) {
+        rt_credcache_put_value(sessions, sub, sid, now, now + check,
+                               st == RT_SESSION_ENDED ? "e" : "l");
+    }
+    return st == RT_SESSION_ENDED;
+}
+
+/* Creates this process's caches of tokens whose signature verified and of
+ * sessions looked at. */
 static void guard_child_init(apr_pool_t *p, server_rec *s)
 {
     verified = rt_credcache_create(p, TOKEN_CACHE_SLOTS);
-    if (verified == NULL) {
+    sessions = rt_credcache_create(p, SESSION_CACHE_SLOTS);
+    if (verified == NULL || sessions == NULL) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "verified-token cache unavailable: every bearer token "
-                     "is verified");
+                     "bearer token caches unavailable: every bearer token "
+                     "is verified and its session looked at");
     }
 }
 
@@ -183,6 +227,8 @@ static int guard_authn(request_rec *r)
                   : NULL;
     if (claims != NULL && (user == NULL || *user == '\0')) {
         why = "no user claim";
+    } else if (claims != NULL && session_ended(r, dc, claims, v.now)) {
+        why = "its session has ended";
     }
     if (why != NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "bearer token refused: %s",

@@ -1,4 +1,5 @@
 #include "rt_session.h"
+#include "rt_crypto.h"
 #include "rt_util.h"
 
 #include "http_log.h"
@@ -27,6 +28,33 @@ static void state_set(json_t *o, const rt_refresh_state *s)
     }
 }
 
+/* When the session began, in microseconds: a logout of all the user's
+ * sessions at a later time ends it. A login made by this request began
+ * when the request came; a code's began when the code was minted. */
+static apr_int64_t session_start(request_rec *r, const rt_login *login)
+{
+    return login->auth_time == apr_time_sec(r->request_time)
+               ? (apr_int64_t)r->request_time
+               : login->auth_time * APR_USEC_PER_SEC;
+}
+
+/* The session's start as its record says (records made before it said
+ * so: the login's time). */
+static apr_int64_t record_start(const json_t *o)
+{
+    json_t *st = json_object_get(o, "st");
+
+    return st ? json_integer_value(st)
+              : json_integer_value(json_object_get(o, "auth_time")) *
+                    APR_USEC_PER_SEC;
+}
+
+/* The time before which every session of a user has ended: 0 for none. */
+static apr_int64_t user_out(const json_t *marker)
+{
+    return marker ? json_integer_value(json_object_get(marker, "out")) : 0;
+}
+
 rt_store_status rt_session_start(request_rec *r, rt_login *login,
                                  apr_int64_t session_exp, const char **token)
 {
@@ -40,11 +68,13 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
     login->nonce = login->external = NULL;
     login->redirect_uri = login->challenge = NULL;
     *token = rt_refresh_token(r->pool, handle, seed, s.gen);
-    data = *token ? rt_login_to_json(login) : NULL;
+    login->sid = *token ? rt_refresh_sid(r->pool, handle) : NULL;
+    data = login->sid ? rt_login_to_json(login) : NULL;
     if (data == NULL) {
         return RT_STORE_DOWN;
     }
     json_object_set_new(data, "seed", json_string(seed));
+    json_object_set_new(data, "st", json_integer(session_start(r, login)));
     state_set(data, &s);
     st = rt_store_put(r, RT_REC_SESSION, handle, session_exp, data);
     json_decref(data);
@@ -167,15 +197,26 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
      * on the store while a retry of it rotated the session is a retry. */
     rules->now = apr_time_sec(apr_time_now());
     {
-        rt_store_step u = {.op = RT_STORE_UPDATE,
-                           .kind = RT_REC_SESSION,
-                           .material = t.handle,
-                           .fn = rotate,
-                           .baton = &o,
-                           .confirm_miss = 1};
+        /* The user's logout of all sessions is read in the same turn: a
+         * session it ended may still rotate here, but its tokens are
+         * refused all the same (they name a session begun before it). */
+        rt_store_step u[2] = {
+            {.op = RT_STORE_GET, .kind = RT_REC_USER, .material = login->sub},
+            {.op = RT_STORE_UPDATE,
+             .kind = RT_REC_SESSION,
+             .material = t.handle,
+             .fn = rotate,
+             .baton = &o,
+             .confirm_miss = 1}};
 
-        rt_store_steps(r, &u, 1);
-        st = u.st;
+        rt_store_steps(r, u, 2);
+        st = u[0].st == RT_STORE_DOWN ? RT_STORE_DOWN : u[1].st;
+        if (st == RT_STORE_OK && user_out(u[0].got) >= record_start(data)) {
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "refresh session ended by a logout of all the "
+                          "user's sessions");
+            return RT_REFRESH_INVALID;
+        }
     }
     if (st != RT_STORE_OK) {
         return st == RT_STORE_NOTFOUND ? RT_REFRESH_INVALID : RT_REFRESH_DOWN;
@@ -183,6 +224,7 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     if (!o.found) {
         return RT_REFRESH_INVALID; /* ended since the first read */
     }
+    login->sid = rt_refresh_sid(r->pool, t.handle);
     switch (o.verdict) {
     case RT_RS_REVOKED:
         return RT_REFRESH_INVALID;
@@ -216,4 +258,135 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
     }
     *next = rt_refresh_token(r->pool, t.handle, o.seed, o.issue);
     return *next ? RT_REFRESH_OK : RT_REFRESH_DOWN;
+}
+
+/* Marks a session ended: its refresh tokens and, through the guard, its
+ * access tokens are refused from now on. The record stays until keep (or
+ * its own end, if later), for the guard to see. */
+typedef struct {
+    const char *seed; /* NULL: any session under the key */
+    apr_int64_t keep;
+    int found;
+} ending;
+
+static json_t *end_fn(request_rec *r, json_t *old, void *baton,
+                      apr_int64_t *exp)
+{
+    ending *e = baton;
+    const char *seed = json_string_value(json_object_get(old, "seed"));
+    apr_int64_t sexp = json_integer_value(json_object_get(old, "sexp"));
+
+    (void)r;
+    e->found = old != NULL && seed != NULL &&
+               (e->seed == NULL || strcmp(seed, e->seed) == 0);
+    if (!e->found || json_is_true(json_object_get(old, "rv"))) {
+        return NULL; /* nothing, or already ended */
+    }
+    json_object_set_new(old, "rv", json_true());
+    *exp = sexp > e->keep ? sexp : e->keep;
+    return json_incref(old);
+}
+
+static rt_store_status end_record(request_rec *r, rt_store_step *u, ending *e)
+{
+    u->op = RT_STORE_UPDATE;
+    u->kind = RT_REC_SESSION;
+    u->fn = end_fn;
+    u->baton = e;
+    u->confirm_miss = 1;
+    rt_store_steps(r, u, 1);
+    return u->st == RT_STORE_OK && !e->found ? RT_STORE_NOTFOUND : u->st;
+}
+
+rt_store_status rt_session_end(request_rec *r, const char *sid,
+                               apr_int64_t keep)
+{
+    unsigned char digest[RT_SHA256_LEN];
+    ending e = {NULL, keep, 0};
+    rt_store_step u = {.digest = digest};
+
+    if (!rt_refresh_sid_digest(r->pool, sid, digest)) {
+        return RT_STORE_NOTFOUND;
+    }
+    return end_record(r, &u, &e);
+}
+
+rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
+                                    rt_session_check_fn check, void *baton,
+                                    apr_int64_t keep)
+{
+    rt_refresh_parts t;
+    rt_login login;
+    ending e = {NULL, keep, 0};
+    rt_store_step u = {
+        .op = RT_STORE_GET, .kind = RT_REC_SESSION, .confirm_miss = 1};
+    rt_store_status st;
+
+    if (ap_strchr_c(token, '.') == NULL) {
+        /* A token of the earlier format: taking it ends its session. */
+        json_t *data = NULL;
+
+        st = rt_store_take(r, RT_REC_REFRESH, token, &data);
+        return st == RT_STORE_OK     ? RT_REFRESH_OK
+               : st == RT_STORE_DOWN ? RT_REFRESH_DOWN
+                                     : RT_REFRESH_INVALID;
+    }
+    if (!rt_refresh_parse(r->pool, token, &t)) {
+        return RT_REFRESH_INVALID;
+    }
+    u.material = t.handle;
+    rt_store_steps(r, &u, 1);
+    if (u.st != RT_STORE_OK) {
+        return u.st == RT_STORE_NOTFOUND ? RT_REFRESH_INVALID : RT_REFRESH_DOWN;
+    }
+    e.seed = json_string_value(json_object_get(u.got, "seed"));
+    if (!rt_refresh_authentic(r->pool, &t, e.seed) ||
+        !rt_login_from_json(r->pool, u.got, &login)) {
+        return RT_REFRESH_INVALID;
+    }
+    if (check != NULL && !check(r, &login, baton)) {
+        return RT_REFRESH_REFUSED;
+    }
+    e.seed = apr_pstrdup(r->pool, e.seed);
+    st = end_record(r, &u, &e);
+    return st == RT_STORE_OK     ? RT_REFRESH_OK
+           : st == RT_STORE_DOWN ? RT_REFRESH_DOWN
+                                 : RT_REFRESH_INVALID;
+}
+
+rt_store_status rt_session_end_user(request_rec *r, const char *sub,
+                                    apr_int64_t keep)
+{
+    json_t *marker = json_pack("{s:I}", "out", (json_int_t)apr_time_now());
+    rt_store_status st = rt_store_put(r, RT_REC_USER, sub, keep, marker);
+
+    json_decref(marker);
+    return st;
+}
+
+rt_session_state rt_session_look(request_rec *r, const char *sid,
+                                 const char *sub, apr_int64_t iat)
+{
+    unsigned char digest[RT_SHA256_LEN];
+    rt_store_step s[2] = {
+        {.op = RT_STORE_GET, .kind = RT_REC_SESSION, .digest = digest},
+        {.op = RT_STORE_GET, .kind = RT_REC_USER, .material = sub}};
+    apr_int64_t out;
+
+    if (!rt_refresh_sid_digest(r->pool, sid, digest)) {
+        return RT_SESSION_LIVE; /* not one of ours: nothing to look at */
+    }
+    rt_store_steps(r, s, 2);
+    if (s[0].st == RT_STORE_DOWN || s[1].st == RT_STORE_DOWN) {
+        return RT_SESSION_UNKNOWN;
+    }
+    if (s[0].got != NULL && json_is_true(json_object_get(s[0].got, "rv"))) {
+        return RT_SESSION_ENDED;
+    }
+    out = user_out(s[1].got);
+    if (out > 0 &&
+        out >= (s[0].got ? record_start(s[0].got) : iat * APR_USEC_PER_SEC)) {
+        return RT_SESSION_ENDED;
+    }
+    return RT_SESSION_LIVE;
 }

@@ -38,4 +38,38 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
                                      rt_login *login, const char **next,
                                      apr_int64_t *wait);
 
+/* Ends the session named by sid (the claim of its tokens): its refresh
+ * tokens are refused, and so are its access tokens where the guard looks
+ * (RunaiTokenSessionCheck). The record is kept until keep (epoch seconds)
+ * at least, so that the guard sees the end while those tokens live.
+ * RT_STORE_NOTFOUND: no such session (expired, or never). Ending an ended
+ * session changes nothing. */
+rt_store_status rt_session_end(request_rec *r, const char *sid,
+                               apr_int64_t keep);
+
+/* Ends the session of a refresh token (RFC 7009), after check (may be
+ * NULL) says the requester may: RT_REFRESH_OK, _INVALID (unknown, forged
+ * or expired: nothing to do), _REFUSED (check said no: nothing changed)
+ * or _DOWN. */
+rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
+                                    rt_session_check_fn check, void *baton,
+                                    apr_int64_t keep);
+
+/* Ends every session of the user sub begun before now, on every host that
+ * shares the store: one record per user, kept until keep, that the
+ * refresh and the guard compare with a session's start. */
+rt_store_status rt_session_end_user(request_rec *r, const char *sub,
+                                    apr_int64_t keep);
+
+typedef enum {
+    RT_SESSION_LIVE,   /* live, or nothing says it ended */
+    RT_SESSION_ENDED,  /* revoked, logged out, or all the user's ended */
+    RT_SESSION_UNKNOWN /* the store did not answer */
+} rt_session_state;
+
+/* Where the session sid of user sub stands, for the guard; iat is the
+ * token's, which decides when the session's record is gone. */
+rt_session_state rt_session_look(request_rec *r, const char *sid,
+                                 const char *sub, apr_int64_t iat);
+
 #endif

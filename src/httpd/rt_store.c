@@ -1004,7 +1004,12 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         t->got = NULL;
         locked = locked || t->local || t->op == RT_STORE_TAKE ||
                  t->op == RT_STORE_UPDATE;
-        ready = ready && rt_record_key(keys[i], t->kind, m, strlen(m)) &&
+        if (t->digest != NULL) {
+            rt_record_key_of(keys[i], t->kind, t->digest);
+        }
+        ready = ready &&
+                (t->digest != NULL ||
+                 rt_record_key(keys[i], t->kind, m, strlen(m))) &&
                 (t->op != RT_STORE_PUT ||
                  encode(r, t->exp, t->put, &val[i], &len[i]) == RT_STORE_OK);
     }

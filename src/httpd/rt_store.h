@@ -50,6 +50,7 @@ typedef struct {
     rt_store_op op;
     rt_rec_kind kind;
     const char *material;
+    const unsigned char *digest; /* instead of material: its SHA-256 */
     const json_t *put;
     apr_int64_t exp;
     rt_store_update_fn fn;
