@@ -145,6 +145,10 @@ static const command_rec rt_directives[] = {
                   RSRC_CONF | ACCESS_CONF,
                   "Seconds the guard trusts its last look at a token's "
                   "session in the store, or off; default 5"),
+    AP_INIT_RAW_ARGS("RunaiTokenRefreshRequire", rt_config_set_refresh_require,
+                     NULL, RSRC_CONF | ACCESS_CONF,
+                     "A Require line (authz provider and arguments) the user "
+                     "must still pass at each refresh"),
     AP_INIT_TAKE12("RunaiTokenRefreshRate", rt_config_set_refresh_rate, NULL,
                    RSRC_CONF | ACCESS_CONF,
                    "Refreshes per session and window in seconds, or off; "

@@ -70,6 +70,7 @@ ErrorLog "$dir/error_log-$n"
 DefaultRuntimeDir "$dir"
 LoadModule mpm_event_module $mods/mod_mpm_event.so
 LoadModule authz_core_module $mods/mod_authz_core.so
+LoadModule authz_user_module $mods/mod_authz_user.so
 LoadModule authn_core_module $mods/mod_authn_core.so
 LoadModule authn_file_module $mods/mod_authn_file.so
 LoadModule runai_token_module "$so"
@@ -112,6 +113,7 @@ RunaiTokenAccessLifetime 31536000
 RunaiTokenMaxBody 16777216
 RunaiTokenRefreshRetry 3600
 RunaiTokenRefreshIdle 31536000
+RunaiTokenSessionCheck 3600
 RunaiTokenRefreshRate 100000 86400
 RunaiTokenClaim email "%{REMOTE_USER}\@example.com"
 RunaiTokenClaim groups "a,b" list
@@ -130,6 +132,9 @@ RunaiTokenAppClaim kind "service" string
     RunaiTokenMaxBody 64
     RunaiTokenRefreshRetry 0
     RunaiTokenRefreshIdle off
+    RunaiTokenSessionCheck off
+    RunaiTokenRefreshRequire user alice bob
+    RunaiTokenRefreshRequire valid-user
     RunaiTokenRefreshRate off
     RunaiTokenClaim email "override"
 </Location>
@@ -188,6 +193,11 @@ bad('RunaiTokenRefreshRate', 'RunaiTokenRefreshRate 10', undef);
 for my $v ('0', '-1', '31536001', 'never') {
     bad('RunaiTokenRefreshIdle', "RunaiTokenRefreshIdle $v", $v);
 }
+for my $v ('0', '-1', '3601', 'never', '5s') {
+    bad('RunaiTokenSessionCheck', "RunaiTokenSessionCheck $v", $v);
+}
+bad('RunaiTokenRefreshRequire', 'RunaiTokenRefreshRequire no-such-provider x', 'no-such-provider');
+bad('RunaiTokenRefreshRequire', "<Location /x>\nRunaiTokenRefreshRequire ldap-user alice\n</Location>", 'ldap-user');
 for my $v ('not a url', 'ftp://idp.example.test/x', 'https://', 'https:///path',
            'https://idp.example.test/x?y=1', 'https://idp.example.test/#frag', '/relative',
            'idp.example.test') {

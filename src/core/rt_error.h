@@ -32,6 +32,9 @@ typedef enum {
     RT_ERR_LOGOUT_REDIRECT,   /* a logout redirect no client registered */
     RT_ERR_UNSUPPORTED_TOKEN, /* revocation of a token of no session */
     RT_ERR_FORBIDDEN,         /* force logout without an Apache user */
+    RT_ERR_USER_REFUSED,      /* refresh of a user RunaiTokenRefreshRequire
+                                 no longer admits */
+    RT_ERR_DIRECTORY_DOWN,    /* ... whose provider could not decide */
     RT_ERR_STORE_DOWN,        /* the session store did not answer */
     RT_ERR_INTERNAL,          /* anything else: logged, answered without */
     RT_ERR__COUNT

@@ -234,3 +234,28 @@ authn_status rt_authn_check_app(request_rec *r, const rt_dir_conf *dc,
     }
     return st;
 }
+
+authz_status rt_authn_still_allowed(request_rec *r, const rt_dir_conf *dc,
+                                    const char *user, const char **failed)
+{
+    const apr_array_header_t *lines = dc->refresh_require;
+    const char *saved = r->user;
+    authz_status st = AUTHZ_GRANTED;
+
+    for (int i = 0; lines != NULL && i < lines->nelts; i++) {
+        const rt_refresh_require *rq =
+            &APR_ARRAY_IDX(lines, i, rt_refresh_require);
+
+        /* As if Apache had just authenticated the user: the provider reads
+         * r->user and the location's own configuration (AuthLDAPURL,
+         * AuthGroupFile, AuthDBDUserGroupQuery...). */
+        r->user = (char *)user;
+        st = rq->provider->check_authorization(r, rq->line, rq->parsed);
+        if (st != AUTHZ_GRANTED) {
+            *failed = rq->name;
+            break;
+        }
+    }
+    r->user = (char *)saved;
+    return st;
+}

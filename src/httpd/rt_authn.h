@@ -29,6 +29,13 @@ int rt_authn_app_verified(request_rec *r, const rt_dir_conf *dc, const char *id,
  * remembered for RunaiTokenAppCache seconds, as a verified secret is. */
 int rt_authn_app_known(request_rec *r, const rt_dir_conf *dc, const char *id);
 
+/* Whether user still passes every RunaiTokenRefreshRequire line of dc,
+ * asked of the authz providers as a Require line would ask them for a
+ * user Apache just authenticated: AUTHZ_GRANTED (also with no line), or
+ * the first other answer, with *failed the provider's name. */
+authz_status rt_authn_still_allowed(request_rec *r, const rt_dir_conf *dc,
+                                    const char *user, const char **failed);
+
 /* Creates this process's verified-credential cache. */
 void rt_authn_child_init(apr_pool_t *p, server_rec *s);
 

@@ -109,6 +109,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
     c->refresh_retry = -1;
     c->refresh_idle = -1;
     c->session_check = -1;
+    c->refresh_require = NULL;
     c->refresh_rate = -1;
     c->refresh_rate_seconds = 0;
     c->leeway = -1;
@@ -164,6 +165,7 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     PICK(refresh_retry, -1);
     PICK(refresh_idle, -1);
     PICK(session_check, -1);
+    PICK(refresh_require, NULL);
     PICK(refresh_rate, -1);
     PICK(refresh_rate_seconds, 0);
     PICK(leeway, -1);
@@ -562,6 +564,42 @@ const char *rt_config_set_provider(cmd_parms *cmd, void *dcv, const char *name)
     pr = apr_array_push(*list);
     pr->name = name;
     pr->provider = ap;
+    return NULL;
+}
+
+const char *rt_config_set_refresh_require(cmd_parms *cmd, void *dcv,
+                                          const char *args)
+{
+    rt_dir_conf *dc = dcv;
+    const char *name = ap_getword_conf(cmd->pool, &args);
+    rt_refresh_require *rq;
+    const authz_provider *ap =
+        *name ? ap_lookup_provider(AUTHZ_PROVIDER_GROUP, name,
+                                   AUTHZ_PROVIDER_VERSION)
+              : NULL;
+
+    if (ap == NULL) {
+        return BAD(cmd, name,
+                   "is not a known authz provider (the word after Require: "
+                   "user, group, ldap-user, ldap-filter, dbd-group...; is "
+                   "its mod_authz_* module loaded?)");
+    }
+    if (dc->refresh_require == NULL) {
+        dc->refresh_require =
+            apr_array_make(cmd->pool, 2, sizeof(rt_refresh_require));
+    }
+    rq = apr_array_push(dc->refresh_require);
+    rq->name = name;
+    rq->line = apr_pstrdup(cmd->pool, args);
+    rq->parsed = NULL;
+    rq->provider = ap;
+    if (ap->parse_require_line != NULL) {
+        const char *err = ap->parse_require_line(cmd, rq->line, &rq->parsed);
+
+        if (err != NULL) {
+            return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+        }
+    }
     return NULL;
 }
 

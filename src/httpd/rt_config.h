@@ -48,6 +48,15 @@ typedef struct rt_provider {
     const authn_provider *provider;
 } rt_provider;
 
+/* A RunaiTokenRefreshRequire line: an authz provider (mod_authz_*) and
+ * its Require line, parsed once. */
+typedef struct rt_refresh_require {
+    const char *name;
+    const char *line;
+    const void *parsed;
+    const authz_provider *provider;
+} rt_refresh_require;
+
 typedef struct rt_claim {
     const char *name;
     ap_expr_info_t *expr;
@@ -66,10 +75,11 @@ typedef struct rt_dir_conf {
     const char *external_token_var;         /* NULL: unset */
     int throttle_attempts;                  /* -1: unset, 0: off */
     int throttle_seconds;
-    apr_int64_t refresh_retry; /* -1: unset */
-    apr_int64_t refresh_idle;  /* -1: unset, 0: off */
-    apr_int64_t session_check; /* -1: unset, 0: off */
-    int refresh_rate;          /* -1: unset, 0: off */
+    apr_int64_t refresh_retry;           /* -1: unset */
+    apr_int64_t refresh_idle;            /* -1: unset, 0: off */
+    apr_int64_t session_check;           /* -1: unset, 0: off */
+    apr_array_header_t *refresh_require; /* rt_refresh_require; NULL: none */
+    int refresh_rate;                    /* -1: unset, 0: off */
     int refresh_rate_seconds;
     apr_int64_t leeway;      /* -1: unset */
     const char *user_claim;  /* NULL: unset */
@@ -151,6 +161,11 @@ apr_int64_t rt_config_access_lifetime(const rt_dir_conf *dc);
 const char *rt_config_set_session_check(cmd_parms *cmd, void *dc,
                                         const char *v);
 apr_int64_t rt_config_session_check(const rt_dir_conf *dc);
+
+/* RunaiTokenRefreshRequire PROVIDER [ARGS]: a refresh needs the user to
+ * pass this Require line, as Apache would check it now. */
+const char *rt_config_set_refresh_require(cmd_parms *cmd, void *dc,
+                                          const char *args);
 
 /* Resets what rt_config_keep_ended derives from, before a configuration
  * is read. */

@@ -331,9 +331,30 @@ rt_error *rt_grant_check_owner(rt_ctx *c, const char *issued_to)
 static int refresh_client_ok(request_rec *r, const rt_login *l, void *baton)
 {
     rt_ctx *c = baton;
+    const char *failed = NULL;
 
-    (void)r;
     c->refused = check_client(c, l->azp, 0);
+    if (c->refused == NULL) {
+        switch (rt_authn_still_allowed(r, c->dc, l->sub, &failed)) {
+        case AUTHZ_GRANTED:
+            break;
+        case AUTHZ_GENERAL_ERROR:
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "RunaiTokenRefreshRequire %s could not decide for "
+                          "'%s': refresh refused, session kept",
+                          failed, ap_escape_logitem(r->pool, l->sub));
+            c->refused = fail(c, RT_ERR_DIRECTORY_DOWN,
+                              "the user directory is unavailable");
+            break;
+        default:
+            ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                          "user '%s' no longer passes RunaiTokenRefreshRequire "
+                          "%s: refresh refused",
+                          ap_escape_logitem(r->pool, l->sub), failed);
+            c->refused = fail(c, RT_ERR_USER_REFUSED, "invalid refresh token");
+            break;
+        }
+    }
     return c->refused == NULL;
 }
 

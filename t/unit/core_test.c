@@ -63,6 +63,19 @@ static void test_b64url(void)
     is_str(rt_b64url(pool, (const unsigned char *)"foo", 3), "Zm9v",
            "b64url 3");
     is_str(rt_b64url(pool, bin, 2), "-_8", "b64url uses - and _");
+    {
+        apr_size_t n = 0;
+        unsigned char *d = rt_b64url_decode(pool, "-_8", 3, &n);
+
+        ok(d != NULL && n == 2 && d[0] == 0xfb && d[1] == 0xff,
+           "b64url decodes what it encodes");
+        ok(rt_b64url_decode(pool, "-_9", 3, &n) == NULL,
+           "b64url decode: leftover bits must be zero");
+        ok(rt_b64url_decode(pool, "Zm9v=", 5, &n) == NULL &&
+               rt_b64url_decode(pool, "Zm+v", 4, &n) == NULL &&
+               rt_b64url_decode(pool, "Z", 1, &n) == NULL,
+           "b64url decode: no padding, no +, no length 4n+1");
+    }
     ok(strlen(rt_random_id(pool, 16)) == 22, "random id of 16 bytes: 22 chars");
     ok(strcmp(rt_random_id(pool, 16), rt_random_id(pool, 16)) != 0,
        "random ids differ");
@@ -1037,6 +1050,36 @@ static void test_statefile(void)
        "statefile: a value without expiry has none");
 }
 
+static void test_refresh_sid(void)
+{
+    const char *h = "AAAAAAAAAAAAAAAAAAAAAA";
+    const char *sid = rt_refresh_sid(pool, h);
+    unsigned char d[RT_SHA256_LEN], want[RT_SHA256_LEN];
+    unsigned char k1[RT_REC_KEY_LEN], k2[RT_REC_KEY_LEN];
+
+    ok(sid != NULL && strlen(sid) == 43 && strchr(sid, '.') == NULL &&
+           strstr(sid, h) == NULL,
+       "sid: 43 base64url characters, not the handle");
+    is_str(rt_refresh_sid(pool, h), sid, "sid: the same handle, the same sid");
+    ok(strcmp(rt_refresh_sid(pool, "BAAAAAAAAAAAAAAAAAAAAA"), sid) != 0,
+       "sid: another handle, another sid");
+    ok(rt_refresh_sid_digest(pool, sid, d) &&
+           rt_crypto_sha256(h, strlen(h), want) &&
+           memcmp(d, want, sizeof(d)) == 0,
+       "sid: its digest is the SHA-256 of the handle");
+    ok(rt_record_key(k1, RT_REC_SESSION, h, strlen(h)), "record key of h");
+    rt_record_key_of(k2, RT_REC_SESSION, d);
+    ok(memcmp(k1, k2, sizeof(k1)) == 0,
+       "sid: its digest keys the session's record, as the handle does");
+    ok(!rt_refresh_sid_digest(pool, NULL, d) &&
+           !rt_refresh_sid_digest(pool, "", d) &&
+           !rt_refresh_sid_digest(pool, apr_pstrcat(pool, sid, "A", NULL), d) &&
+           !rt_refresh_sid_digest(pool, apr_pstrndup(pool, sid, 42), d) &&
+           !rt_refresh_sid_digest(
+               pool, "+++++++++++++++++++++++++++++++++++++++++++", d),
+       "sid: other lengths and characters are not one");
+}
+
 static void test_refresh_tokens(void)
 {
     const char *h = "AAAAAAAAAAAAAAAAAAAAAA", *seed = "seed-one", *t, *t2;
@@ -1307,6 +1350,7 @@ int main(void)
     test_throttled_kinds();
     test_statefile();
     test_refresh_tokens();
+    test_refresh_sid();
     test_refresh_rules();
     test_shmtable();
     remove_tmpdir();
