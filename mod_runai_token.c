@@ -64,7 +64,8 @@ typedef struct rt_route {
     int dialect;         /* JSON, JSON_FORM or OAUTH */
     unsigned int fields; /* JSON body fields the route reads; 0: no body */
     int query; /* reads the query (secrets: redacted in the logs), on GET
-                  when the route also has a body */
+                  when the route also has a body (an empty one is then no
+                  parameters) */
     rt_grant_fn grant; /* fills a JSON reply, or answers by itself */
 } rt_route;
 
@@ -270,12 +271,13 @@ static void redact_query(request_rec *r)
                                  r->protocol, NULL);
 }
 
-static int fail(request_rec *r, rt_error_kind kind, const char *message)
+/* An error before the route's grant runs, in the route's dialect. */
+static int fail(rt_ctx *c, rt_error_kind kind, const char *message)
 {
     rt_error e = {kind, message, NULL};
 
-    ap_discard_request_body(r);
-    return rt_http_send_error(r, &e);
+    ap_discard_request_body(c->r);
+    return c->oauth ? rt_oauth_send_error(c, &e) : rt_http_send_error(c->r, &e);
 }
 
 static const char *log_value(request_rec *r, const char *v)
@@ -306,6 +308,11 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
         rt_http_read_body(c->r, rt_config_max_body(c->dc),
                           route->dialect != JSON, &body, &len, &kind);
 
+    /* A route that also reads its parameters from the query has none it
+     * requires: an empty body is a request without parameters. */
+    if (err == NULL && len == 0 && route->query) {
+        return NULL;
+    }
     if (err == NULL && kind == RT_BODY_FORM) {
         c->oauth = c->param_names = 1;
         err = rt_form_parse(c->r->pool, body, len, &c->f);
@@ -341,8 +348,9 @@ static int rt_handler(request_rec *r)
         redact_query(r);
     }
     if (route == NULL) {
-        return fail(r, RT_ERR_NOT_FOUND, "not found");
+        return fail(&c, RT_ERR_NOT_FOUND, "not found");
     }
+    c.oauth = route->dialect == OAUTH;
     if (route->deprecated) {
         apr_table_setn(r->headers_out, "Deprecation", DEPRECATION_DATE);
         apr_table_setn(r->headers_out, "Link", SUCCESSOR_LINK);
@@ -352,7 +360,7 @@ static int rt_handler(request_rec *r)
                        route->methods == POST  ? "POST"
                        : route->methods == GET ? "GET, HEAD"
                                                : "GET, HEAD, POST");
-        return fail(r, RT_ERR_METHOD, "method not allowed");
+        return fail(&c, RT_ERR_METHOD, "method not allowed");
     }
     if (route->kind != RT_GRANT) {
         ap_discard_request_body(r);
@@ -361,7 +369,6 @@ static int rt_handler(request_rec *r)
     }
 
     c.outcome = "granted";
-    c.oauth = route->dialect == OAUTH;
     if (route->fields != 0 && r->method_number == M_POST) {
         err = read_request(&c, route);
     } else {

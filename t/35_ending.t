@@ -14,11 +14,6 @@
 # the first 401 of the guard, polling every 100 ms (each token was shown to
 # the guard just before, so its process remembered the session as live).
 #
-# Two TODO tests record answers that disagree with the rules of these
-# endpoints: 405 in the Run:ai error shape on the revocation endpoint (its
-# errors are otherwise always RFC 6749's {error, error_description}), and
-# an empty POST to the logout endpoint refused as an empty body.
-#
 # RunaiTokenRefreshIdle: t/10_refresh.t (sessidle) already shows both a
 # session idle past the limit refused and one refreshed every 0.7 s going
 # on past three limits; nothing of it is repeated here.
@@ -413,15 +408,9 @@ sub settle {
         refreshes($cli, 'not the session of the page logout');
         logged_out_page(logout_get(id_token_hint => $cli2->{id}), 'the same logout again');
         logged_out_page(logout_post(state => 'only-a-state'), 'logout (POST) naming no session, no redirect');
-        TODO: {
-            # every parameter of RP-Initiated Logout is optional, and GET
-            # without any answers the page; an empty POST is refused as an
-            # empty body (the token endpoint's rule)
-            local $TODO = 'an empty POST body is refused before the logout endpoint reads it';
-            my $res = logout_post();
-            is($res->code, 200, 'logout (POST) with an empty body: 200 as GET without parameters')
-                or diag($res->as_string);
-        }
+        # every parameter of RP-Initiated Logout is optional, and GET
+        # without any answers the page: so does an empty POST
+        logged_out_page(logout_post(), 'logout (POST) with an empty body, as GET without parameters');
         settle(['logout without redirect', $cli2->{at}, $t]);
     }
 
@@ -582,11 +571,9 @@ sub settle {
         my $res = http_request(port => $P, method => 'GET', path => $REVOKE);
         is($res->code, 405, 'GET on the revocation endpoint: 405');
         is($res->header('Allow'), 'POST', 'GET on the revocation endpoint: Allow POST');
-        TODO: {
-            local $TODO = 'the method check answers before the route\'s OAuth dialect is set (rt_handler)';
-            my $b = json_decode($res->content) || {};
-            is_deeply([sort keys %$b], [qw(error error_description)], 'GET on the revocation endpoint: OAuth error shape');
-        }
+        my $b = json_decode($res->content) || {};
+        is_deeply([sort keys %$b], [qw(error error_description)], 'GET on the revocation endpoint: OAuth error shape');
+        is($b->{error}, 'invalid_request', 'GET on the revocation endpoint: invalid_request');
     }
 }
 
@@ -635,14 +622,33 @@ sub settle {
     empty_200(force_logout($P, 'nobody-at-all', alice => $s->{users}{alice}), 'force logout of a user with no session');
     refreshes($carol, 'after the force logout of someone else');
 
-    # Not asserted, only noted: every host of this server shares one store
-    # (a refresh token of ending-open refreshes on ending) and the force
-    # logout marks a user (sub), not a user of a host; bob's ending-open
-    # session, begun before the force logout on "ending", ends with it.
-    my $r = refresh_of($open);
-    reply_of($r);
-    note('bob\'s ending-open session (begun before the force logout on "ending") refreshes with '
-         . $r->code . ' after it');
+    # Every host of this server shares one store, but a force logout ends
+    # the users of its issuer: bob of ending-open (another issuer), whose
+    # session began before the force logout on "ending", is another user.
+    refreshes($open, 'bob of another issuer (ending-open) is not logged out by a force logout on ending');
+}
+
+# --- force logout with an administrator's bearer token (ending-bearer) ----------------
+{
+    my $BEARER = vhost_port('ending-bearer');
+    my $bob = login(bob => 'runai-cli', 'bob before the bearer force logout');
+    my $admin = login(alice => 'runai-cli', 'alice, the administrator');
+    my $other = login(carol => 'runai-cli', 'carol, no administrator');
+    my $by = sub {
+        my($sess) = @_;
+        http_request(port => $BEARER, method => 'POST', path => '/api/v1/users/bob/logout',
+                     headers => [$sess ? (Authorization => "Bearer $sess->{at}") : ()]);
+    };
+    my $res = $by->(undef);
+    is($res->code, 401, 'bearer force logout without a token: 401');
+    like($res->header('WWW-Authenticate') // '', qr/^Bearer realm="runai admins"/, 'bearer force logout: Bearer challenge');
+    $res = $by->($other);
+    is($res->code, 403, 'bearer force logout with a token the Require refuses (carol): 403');
+    like($res->header('WWW-Authenticate') // '', qr/error="insufficient_scope"/, 'carol: insufficient_scope');
+    refreshes($bob, 'the refused bearer force logouts ended nothing');
+    empty_200($by->($admin), 'force logout of bob with alice\'s bearer token');
+    ended($bob, 'force logout with a bearer token, on another host of the same issuer');
+    refreshes($admin, 'the administrator is not logged out');
 }
 
 # --- the logout query (it carries id tokens) is redacted in the access log ------------

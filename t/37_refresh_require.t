@@ -100,6 +100,7 @@ $alice = refresh_ok($port, $alice, 'the file back: the same token refreshes');
 # --- SQL (mod_authz_dbd): a provider that cannot decide, then decides -------
 {
     my $db = catfile($logs, 'recheck.db');
+    unlink $db;    # a database of an earlier run
     my $sql = sub {
         my $out = `sqlite3 '$db' "$_[0]" 2>&1`;
         $? == 0 or die "sqlite3: $out";

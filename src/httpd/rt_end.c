@@ -247,8 +247,8 @@ rt_error *rt_end_user(rt_ctx *c, json_t **reply)
         return fail(c, RT_ERR_FORBIDDEN,
                     "force logout is not enabled at this location");
     }
-    if (rt_session_end_user(r, c->param, rt_config_keep_ended(1)) !=
-        RT_STORE_OK) {
+    if (rt_session_end_user(r, c->sc->issuer, c->param,
+                            rt_config_keep_ended(1)) != RT_STORE_OK) {
         return store_down(c);
     }
     ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,

@@ -430,8 +430,8 @@ static rt_error *grant_refresh(rt_ctx *c, json_t **reply)
         return missing(c, RT_F_REFRESH_TOKEN);
     }
     rt_config_refresh_rules(c->dc, &rules);
-    switch (rt_session_refresh(c->r, token, &rules, refresh_client_ok, c, &l,
-                               &next, &wait)) {
+    switch (rt_session_refresh(c->r, c->sc->issuer, token, &rules,
+                               refresh_client_ok, c, &l, &next, &wait)) {
     case RT_REFRESH_OK:
         break;
     case RT_REFRESH_LIMITED:

@@ -161,7 +161,8 @@ static int session_ended(request_rec *r, const rt_dir_conf *dc, json_t *claims,
     if (seen != NULL) {
         return *seen == 'e';
     }
-    st = rt_session_look(r, sid, sub,
+    st = rt_session_look(r, sid,
+                         json_string_value(json_object_get(claims, "iss")), sub,
                          json_integer_value(json_object_get(claims, "iat")));
     if (st == RT_SESSION_UNKNOWN) {
         /* A store outage ends no session: the signature decides. */

@@ -49,6 +49,15 @@ static apr_int64_t record_start(const json_t *o)
                     APR_USEC_PER_SEC;
 }
 
+/* The material of a user's force-logout record: users are named by their
+ * issuer and sub, so that a force logout on one virtual host does not reach
+ * a user of the same name on another. */
+static const char *user_material(apr_pool_t *p, const char *issuer,
+                                 const char *sub)
+{
+    return apr_pstrcat(p, issuer, "\n", sub, NULL);
+}
+
 /* The time before which every session of a user has ended: 0 for none. */
 static apr_int64_t user_out(const json_t *marker)
 {
@@ -61,15 +70,15 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
     const char *handle = rt_random_id(r->pool, RT_REFRESH_HANDLE_BYTES);
     const char *seed = rt_random_id(r->pool, RT_REFRESH_SEED_BYTES);
     rt_refresh_state s = {1, apr_time_sec(r->request_time), 0, 0, 0};
+    rt_login kept = *login; /* without what only a code carries */
     json_t *data;
     rt_store_status st;
 
-    login->session_exp = session_exp;
-    login->nonce = login->external = NULL;
-    login->redirect_uri = login->challenge = NULL;
+    login->session_exp = kept.session_exp = session_exp;
+    kept.nonce = kept.external = kept.redirect_uri = kept.challenge = NULL;
     *token = rt_refresh_token(r->pool, handle, seed, s.gen);
     login->sid = *token ? rt_refresh_sid(r->pool, handle) : NULL;
-    data = login->sid ? rt_login_to_json(login) : NULL;
+    data = login->sid ? rt_login_to_json(&kept) : NULL;
     if (data == NULL) {
         return RT_STORE_DOWN;
     }
@@ -150,8 +159,8 @@ static json_t *rotate(request_rec *r, json_t *old, void *baton,
     return json_incref(old);
 }
 
-rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
-                                     rt_refresh_rules *rules,
+rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
+                                     const char *token, rt_refresh_rules *rules,
                                      rt_session_check_fn check, void *baton,
                                      rt_login *login, const char **next,
                                      apr_int64_t *wait)
@@ -201,7 +210,9 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
          * session it ended may still rotate here, but its tokens are
          * refused all the same (they name a session begun before it). */
         rt_store_step u[2] = {
-            {.op = RT_STORE_GET, .kind = RT_REC_USER, .material = login->sub},
+            {.op = RT_STORE_GET,
+             .kind = RT_REC_USER,
+             .material = user_material(r->pool, issuer, login->sub)},
             {.op = RT_STORE_UPDATE,
              .kind = RT_REC_SESSION,
              .material = t.handle,
@@ -211,7 +222,8 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
 
         rt_store_steps(r, u, 2);
         st = u[0].st == RT_STORE_DOWN ? RT_STORE_DOWN : u[1].st;
-        if (st == RT_STORE_OK && user_out(u[0].got) >= record_start(data)) {
+        if (st == RT_STORE_OK && user_out(u[0].got) > 0 &&
+            user_out(u[0].got) >= record_start(data)) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           "refresh session ended by a logout of all the "
                           "user's sessions");
@@ -323,13 +335,24 @@ rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
     rt_store_status st;
 
     if (ap_strchr_c(token, '.') == NULL) {
-        /* A token of the earlier format: taking it ends its session. */
-        json_t *data = NULL;
-
-        st = rt_store_take(r, RT_REC_REFRESH, token, &data);
-        return st == RT_STORE_OK     ? RT_REFRESH_OK
-               : st == RT_STORE_DOWN ? RT_REFRESH_DOWN
-                                     : RT_REFRESH_INVALID;
+        /* A token of the earlier format: removing it ends its session,
+         * once its client rules allow. */
+        u.kind = RT_REC_REFRESH;
+        u.material = token;
+        rt_store_steps(r, &u, 1);
+        if (u.st != RT_STORE_OK) {
+            return u.st == RT_STORE_NOTFOUND ? RT_REFRESH_INVALID
+                                             : RT_REFRESH_DOWN;
+        }
+        if (!rt_login_from_json(r->pool, u.got, &login)) {
+            return RT_REFRESH_INVALID;
+        }
+        if (check != NULL && !check(r, &login, baton)) {
+            return RT_REFRESH_REFUSED;
+        }
+        u.op = RT_STORE_REMOVE;
+        rt_store_steps(r, &u, 1);
+        return u.st == RT_STORE_DOWN ? RT_REFRESH_DOWN : RT_REFRESH_OK;
     }
     if (!rt_refresh_parse(r->pool, token, &t)) {
         return RT_REFRESH_INVALID;
@@ -354,23 +377,27 @@ rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
                                  : RT_REFRESH_INVALID;
 }
 
-rt_store_status rt_session_end_user(request_rec *r, const char *sub,
-                                    apr_int64_t keep)
+rt_store_status rt_session_end_user(request_rec *r, const char *issuer,
+                                    const char *sub, apr_int64_t keep)
 {
     json_t *marker = json_pack("{s:I}", "out", (json_int_t)apr_time_now());
-    rt_store_status st = rt_store_put(r, RT_REC_USER, sub, keep, marker);
+    rt_store_status st = rt_store_put(
+        r, RT_REC_USER, user_material(r->pool, issuer, sub), keep, marker);
 
     json_decref(marker);
     return st;
 }
 
 rt_session_state rt_session_look(request_rec *r, const char *sid,
-                                 const char *sub, apr_int64_t iat)
+                                 const char *issuer, const char *sub,
+                                 apr_int64_t iat)
 {
     unsigned char digest[RT_SHA256_LEN];
     rt_store_step s[2] = {
         {.op = RT_STORE_GET, .kind = RT_REC_SESSION, .digest = digest},
-        {.op = RT_STORE_GET, .kind = RT_REC_USER, .material = sub}};
+        {.op = RT_STORE_GET,
+         .kind = RT_REC_USER,
+         .material = user_material(r->pool, issuer, sub)}};
     apr_int64_t out;
 
     if (!rt_refresh_sid_digest(r->pool, sid, digest)) {

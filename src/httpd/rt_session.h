@@ -10,7 +10,8 @@
 #include "rt_store.h"
 
 /* Starts a refresh session ending at session_exp; returns its first
- * refresh token in *token. */
+ * refresh token in *token and sets login->sid and login->session_exp (the
+ * session keeps no nonce, upstream token, redirect URI or challenge). */
 rt_store_status rt_session_start(request_rec *r, rt_login *login,
                                  apr_int64_t session_exp, const char **token);
 
@@ -27,13 +28,14 @@ typedef enum {
 typedef int (*rt_session_check_fn)(request_rec *r, const rt_login *login,
                                    void *baton);
 
-/* Redeems token: fills login, asks check (may be NULL), and answers the
+/* Redeems token at the issuer of this server (whose force logouts end
+ * it): fills login, asks check (may be NULL), and answers the
  * session's next token in *next, under rules (rules->now is set here).
  * A retry of a token within rules->retry seconds of its rotation gets the
  * same *next as the first presentation; a fault in the store leaves the
  * session as it was or rotated, never ended. */
-rt_refresh_status rt_session_refresh(request_rec *r, const char *token,
-                                     rt_refresh_rules *rules,
+rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
+                                     const char *token, rt_refresh_rules *rules,
                                      rt_session_check_fn check, void *baton,
                                      rt_login *login, const char **next,
                                      apr_int64_t *wait);
@@ -55,11 +57,11 @@ rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
                                     rt_session_check_fn check, void *baton,
                                     apr_int64_t keep);
 
-/* Ends every session of the user sub begun before now, on every host that
- * shares the store: one record per user, kept until keep, that the
- * refresh and the guard compare with a session's start. */
-rt_store_status rt_session_end_user(request_rec *r, const char *sub,
-                                    apr_int64_t keep);
+/* Ends every session of the user sub of issuer begun before now, on every
+ * host that shares the store: one record per user, kept until keep, that
+ * the refresh and the guard compare with a session's start. */
+rt_store_status rt_session_end_user(request_rec *r, const char *issuer,
+                                    const char *sub, apr_int64_t keep);
 
 typedef enum {
     RT_SESSION_LIVE,   /* live, or nothing says it ended */
@@ -67,9 +69,10 @@ typedef enum {
     RT_SESSION_UNKNOWN /* the store did not answer */
 } rt_session_state;
 
-/* Where the session sid of user sub stands, for the guard; iat is the
- * token's, which decides when the session's record is gone. */
+/* Where the session sid of user sub of issuer stands, for the guard; iat
+ * is the token's, which decides when the session's record is gone. */
 rt_session_state rt_session_look(request_rec *r, const char *sid,
-                                 const char *sub, apr_int64_t iat);
+                                 const char *issuer, const char *sub,
+                                 apr_int64_t iat);
 
 #endif
