@@ -267,6 +267,64 @@ class Mix:
         self.token("refresh of a revoked session", 401, "rs.test",
                    {"grantType": "refresh_token", "refreshToken": newest})
 
+    def ending(self):
+        """Revocation, logout, force logout, and the guard seeing the ends."""
+        s, base = self.s, "/auth/realms/runai/protocol/openid-connect"
+        down = self.store_down
+        self.want("logout without parameters", 200, "GET", "rs.test", base + "/logout")
+        self.oauth("logout empty POST", 200, "rs.test", b"", path=base + "/logout")
+        self.want("logout legacy redirect_uri", 302, "GET", "rs.test", base + "/logout?"
+                  + form([("redirect_uri", "http://localhost:8000/cb?tenant=a"), ("state", "s")]))
+        self.want("logout unregistered", 400, "GET", "rs.test", base + "/logout?"
+                  + form([("post_logout_redirect_uri", "https://evil.test/")]))
+        self.want("revoke GET", 405, "GET", "rs.test", base + "/revoke")
+        self.oauth("revoke missing token", 400, "rs.test", [("client_id", "runai-cli")],
+                   path=base + "/revoke")
+        self.want("force logout elsewhere", 403, "POST", "es.test", "/api/v1/users/bob/logout")
+        self.want("force logout unauthenticated", 401, "POST", "rs.test", "/api/v1/users/bob/logout")
+        self.want("force logout", 503 if down else 200, "POST", "rs.test",
+                  "/api/v1/users/nobody/logout", headers={"Authorization": basic("alice", s["alice"])})
+        if down:
+            self.oauth("revoke store down", 503, "rs.test",
+                       [("token", "A" * 22 + ".1." + "B" * 43)], path=base + "/revoke")
+            return
+        self.oauth("revoke unknown", 200, "rs.test",
+                   [("token", b64u(rnd.token_bytes(32))), ("client_id", "runai-cli")],
+                   path=base + "/revoke")
+        logins = []
+        for i in range(4):
+            _, _, d = self.token("login to end", 200, "rs.test",
+                                 {"grantType": "password", "username": "carol",
+                                  "password": s["carol"], "clientID": "runai-cli"})
+            logins.append(self.json_of(d))
+        a, b, c, d = logins
+        self.oauth("revoke of another client", 400, "rs.test",
+                   [("token", a.get("refreshToken", "")), ("client_id", "webapp")],
+                   path=base + "/revoke")
+        self.oauth("revoke refresh token", 200, "rs.test",
+                   [("token", a.get("refreshToken", "")), ("client_id", "runai-cli")],
+                   path=base + "/revoke")
+        self.token("refresh of a revoked session", 401, "rs.test",
+                   {"grantType": "refresh_token", "refreshToken": a.get("refreshToken", "")})
+        self.oauth("revoke access token", 200, "rs.test",
+                   [("token", b.get("accessToken", "")), ("token_type_hint", "access_token"),
+                    ("client_id", "runai-cli")], path=base + "/revoke")
+        self.want("guard: a revoked session's token", 401, "GET", "rs.test", "/guard/",
+                  headers={"Authorization": "Bearer " + b.get("accessToken", "")})
+        self.want("logout with id_token_hint", 302, "GET", "rs.test", base + "/logout?"
+                  + form([("id_token_hint", c.get("idToken", "")),
+                          ("post_logout_redirect_uri", "http://localhost:8000/cb?tenant=a")]))
+        _, _, ad = self.token("app token to revoke", 200, "rs.test",
+                              {"appID": "app-md5", "appSecret": s["app-md5"]})
+        self.oauth("revoke app token", 400, "rs.test",
+                   [("token", self.json_of(ad).get("accessToken", ""))], path=base + "/revoke")
+        self.want("force logout of carol", 200, "POST", "rs.test", "/api/v1/users/carol/logout",
+                  headers={"Authorization": basic("alice", s["alice"])})
+        self.token("refresh after a force logout", 401, "rs.test",
+                   {"grantType": "refresh_token", "refreshToken": d.get("refreshToken", "")})
+        self.want("guard after a force logout", 401, "GET", "rs.test", "/guard/",
+                  headers={"Authorization": "Bearer " + d.get("accessToken", "")})
+
     def authorize(self, params, user="alice", host="rs.test", status=302, label="authorize"):
         q = urllib.parse.urlencode(params)
         headers = {"Authorization": basic(user, self.s[user])} if user else {}
@@ -650,6 +708,7 @@ class Mix:
         self.oauth_dialect()
         self.malformed()
         self.documents()
+        self.ending()
         tokens = []   # alice's access token first: the claim checks use it
         if not self.store_down:
             _, _, d = self.token("token for the guard", 200, "rs.test",

@@ -196,6 +196,13 @@ RunaiTokenSigningKey "$work/rsa.pem"
         RunaiTokenClaim name "Zoë ✓ >?~"
         RunaiTokenAppClaim kind "service-%{REMOTE_USER}"
         RunaiTokenAppClaim scopes "read, write" list
+        RunaiTokenRefreshRequire user alice bob carol
+    </Location>
+    <Location /api/v1/users>
+        AuthType Basic
+        AuthName "runai admins"
+        AuthBasicProvider users
+        Require user alice
     </Location>
     <Location /api/v1/authorize>
         AuthType Basic

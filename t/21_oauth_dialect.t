@@ -51,27 +51,11 @@ sub form_post {
                 headers => $a{headers} || []);
 }
 
-# An RFC 6749 §5.2 error: status, JSON {error, error_description}, no-store,
-# and for 401 the Basic challenge of the token endpoint.
+# An RFC 6749 §5.2 error (RunaiTest::check_oauth_error).
 sub oauth_error {
     my($res, $status, $error, $desc_re, $name) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
-    is($res->code, $status, "$name: status $status") or diag($res->as_string);
-    like($res->header('Content-Type') // '', qr{^application/json\b}i, "$name: application/json");
-    like($res->header('Cache-Control') // '', qr/\bno-store\b/, "$name: Cache-Control no-store");
-    my $b = response_json($res);
-    ok(ref $b eq 'HASH', "$name: JSON object") or return;
-    is_deeply([sort keys %$b], [qw(error error_description)], "$name: error and error_description only");
-    is($b->{error}, $error, "$name: error $error");
-    is(json_type($b->{error_description}), 'string', "$name: error_description is a string");
-    like($b->{error_description} // '', $desc_re, "$name: error_description") if $desc_re;
-    if ($status == 401) {
-        is($res->header('WWW-Authenticate'), 'Basic realm="runai-token"', "$name: WWW-Authenticate Basic");
-    }
-    else {
-        ok(!defined $res->header('WWW-Authenticate'), "$name: no WWW-Authenticate");
-    }
-    return $b;
+    return check_oauth_error($res, $status, $error, $name, desc => $desc_re);
 }
 
 # An RFC 6749 §5.1 success; returns the body.

@@ -53,6 +53,19 @@ static void answer_empty(request_rec *r)
     ap_set_content_length(r, 0);
 }
 
+/* The answer of a revocation once the store was asked: 200 whether a
+ * session ended or none was found (RFC 7009 §2.2: an invalid token is no
+ * error), 503 when the store did not answer. */
+static rt_error *revoked(rt_ctx *c, rt_store_status st)
+{
+    if (st == RT_STORE_DOWN) {
+        return store_down(c);
+    }
+    c->outcome = st == RT_STORE_OK ? "revoked" : "unknown_token";
+    answer_empty(c->r);
+    return NULL;
+}
+
 static int owner_ok(request_rec *r, const rt_login *l, void *baton)
 {
     rt_ctx *c = baton;
@@ -85,24 +98,18 @@ rt_error *rt_end_revoke(rt_ctx *c, json_t **reply)
         rt_refresh_parse(c->r->pool, token, &parts)) {
         switch (rt_session_revoke(c->r, token, owner_ok, c, keep)) {
         case RT_REFRESH_OK:
-            c->outcome = "revoked";
-            break;
+            return revoked(c, RT_STORE_OK);
         case RT_REFRESH_REFUSED:
             return c->refused;
         case RT_REFRESH_DOWN:
-            return store_down(c);
+            return revoked(c, RT_STORE_DOWN);
         default:
-            c->outcome = "unknown_token";
-            break;
+            return revoked(c, RT_STORE_NOTFOUND);
         }
-        answer_empty(c->r);
-        return NULL;
     }
     claims = our_jwt(c, token);
     if (claims == NULL) {
-        c->outcome = "unknown_token"; /* RFC 7009 §2.2: still 200 */
-        answer_empty(c->r);
-        return NULL;
+        return revoked(c, RT_STORE_NOTFOUND);
     }
     c->principal = claim_str(claims, "sub");
     if (claim_str(claims, "sid") == NULL) {
@@ -111,21 +118,8 @@ rt_error *rt_end_revoke(rt_ctx *c, json_t **reply)
                     "it expires");
     }
     e = rt_grant_check_owner(c, claim_str(claims, "azp"));
-    if (e != NULL) {
-        return e;
-    }
-    switch (rt_session_end(c->r, claim_str(claims, "sid"), keep)) {
-    case RT_STORE_OK:
-        c->outcome = "revoked";
-        break;
-    case RT_STORE_DOWN:
-        return store_down(c);
-    default:
-        c->outcome = "unknown_token";
-        break;
-    }
-    answer_empty(c->r);
-    return NULL;
+    return e ? e
+             : revoked(c, rt_session_end(c->r, claim_str(claims, "sid"), keep));
 }
 
 /* Whether uri may be redirected to after a logout: registered for the

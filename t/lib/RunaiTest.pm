@@ -28,7 +28,7 @@ use RunaiHTTP ();
 our @EXPORT = qw(
   t_dir fixture fixture_bytes slurp secrets json_bytes json_decode json_type
   http raw_http post_json token_request
-  check_error check_success_headers check_legacy_headers response_json
+  check_error check_oauth_error check_success_headers check_legacy_headers response_json
   jwt_parts check_token_basics check_payload_encoding record_token
   verify_crypt_jwt verify_libjwt verify_pyjwt verify_pyjwt_batch flip_signature
   b64json jws_signature forge_jwt key_info thumbprint $REFRESH_TOKEN_RE
@@ -173,6 +173,33 @@ sub check_error {
         $ok &&= Test::More::is($type{details}, 'string', "$name: details is a string");
     }
     return $ok;
+}
+
+# check_oauth_error(RES, STATUS, ERROR, NAME, desc => RE): an RFC 6749
+# §5.2 (or RFC 7009 §2.2.1) error: the status, JSON {error,
+# error_description} alone, no-store, no redirect, and for 401 the Basic
+# challenge of the token endpoint (no challenge otherwise). Returns the body.
+sub check_oauth_error {
+    my($res, $status, $error, $name, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is($res->code, $status, "$name: status $status") or Test::More::diag($res->as_string);
+    Test::More::like($res->header('Content-Type') // '', qr{^application/json\b}i, "$name: application/json");
+    Test::More::like($res->header('Cache-Control') // '', qr/\bno-store\b/, "$name: Cache-Control no-store");
+    my $b = response_json($res);
+    Test::More::ok(ref $b eq 'HASH', "$name: JSON object") or return;
+    Test::More::is_deeply([sort keys %$b], [qw(error error_description)], "$name: error and error_description only");
+    Test::More::is($b->{error}, $error, "$name: error $error");
+    Test::More::ok(json_type($b->{error_description}) eq 'string' && length $b->{error_description},
+                   "$name: error_description is a non-empty string");
+    Test::More::like($b->{error_description} // '', $o{desc}, "$name: error_description") if $o{desc};
+    Test::More::ok(!defined $res->header('Location'), "$name: no Location");
+    if ($status == 401) {
+        Test::More::is($res->header('WWW-Authenticate'), 'Basic realm="runai-token"', "$name: WWW-Authenticate Basic");
+    }
+    else {
+        Test::More::ok(!defined $res->header('WWW-Authenticate'), "$name: no WWW-Authenticate");
+    }
+    return $b;
 }
 
 sub check_success_headers {

@@ -32,6 +32,19 @@ export function describe(err) {
   return d;
 }
 
+// step(name, fn) runs fn and records into steps[name] {"ok":true,...its
+// result} or {"ok":false,"error":{...}}: one failing step does not stop
+// the others.
+export function stepper(steps) {
+  return async function step(name, fn) {
+    try {
+      steps[name] = { ok: true, ...(await fn()) };
+    } catch (err) {
+      steps[name] = { ok: false, error: describe(err) };
+    }
+  };
+}
+
 export function answer(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }

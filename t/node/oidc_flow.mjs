@@ -5,19 +5,12 @@
 // answer is {"versions":{...},"steps":{...}} on stdout.
 import * as client from 'openid-client';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
-import { readJob, versions, describe, answer } from './lib.mjs';
+import { readJob, versions, answer, stepper } from './lib.mjs';
 
 const job = await readJob();
 const issuer = new URL(job.issuer);
 const steps = {};
-
-async function step(name, fn) {
-  try {
-    steps[name] = { ok: true, ...(await fn()) };
-  } catch (err) {
-    steps[name] = { ok: false, error: describe(err) };
-  }
-}
+const step = stepper(steps);
 
 // plain http on loopback: allowed explicitly, before discovery runs
 const insecure = { execute: [client.allowInsecureRequests], timeout: 15 };

@@ -11,19 +11,12 @@
 // Times (ended_at) are Date.now() in milliseconds, right after the answer
 // that ended the session, for the .t to measure the guard's delay from.
 import * as client from 'openid-client';
-import { readJob, versions, describe, answer } from './lib.mjs';
+import { readJob, versions, describe, answer, stepper } from './lib.mjs';
 
 const job = await readJob();
 const issuer = new URL(job.issuer);
 const steps = {};
-
-async function step(name, fn) {
-  try {
-    steps[name] = { ok: true, ...(await fn()) };
-  } catch (err) {
-    steps[name] = { ok: false, error: describe(err) };
-  }
-}
+const step = stepper(steps);
 
 // plain http on loopback: allowed explicitly, before discovery runs
 const insecure = { execute: [client.allowInsecureRequests], timeout: 15 };
