@@ -406,8 +406,15 @@ def main():
         def plain(seconds):
             return wrk(server, "/static/hello.txt", seconds, LOADS)["rps"]
 
-        for alg, tok in (("RS256", token_rs), ("ES256", token_es)):
-            rows.append(paired(server, f"GET guarded, {alg} token", "/guarded/hello.txt", plain,
+        # A user's token names its session (sid): the guard also looks at
+        # the session in the store, once per process every
+        # RunaiTokenSessionCheck (5) seconds.
+        token_user = server.post("/api/v1/token", {"grantType": "password",
+                                                   "username": "bench-user",
+                                                   "password": server.password})
+        for name, tok in (("RS256 token", token_rs), ("ES256 token", token_es),
+                          ("ES256 user token (session looked at)", token_user)):
+            rows.append(paired(server, f"GET guarded, {name}", "/guarded/hello.txt", plain,
                                headers=[f"Authorization: Bearer {tok['accessToken']}"]))
 
         # Soak: RSS of the child after 10,000 and after 200,000 app_token requests.
@@ -430,6 +437,7 @@ def main():
         "password (bcrypt cost 10)": ("bcrypt on 2 threads", 0.90),
         "GET guarded, RS256 token": ("unguarded GET", 0.75),
         "GET guarded, ES256 token": ("unguarded GET", 0.75),
+        "GET guarded, ES256 user token (session looked at)": ("unguarded GET", 0.75),
     }
     print()
     print(f"mod_runai_token bench, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, "

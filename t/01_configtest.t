@@ -197,6 +197,7 @@ for my $v ('0', '-1', '3601', 'never', '5s') {
     bad('RunaiTokenSessionCheck', "RunaiTokenSessionCheck $v", $v);
 }
 bad('RunaiTokenRefreshRequire', 'RunaiTokenRefreshRequire no-such-provider x', 'no-such-provider');
+bad('RunaiTokenClaim', 'RunaiTokenClaim sid "x"', 'sid');
 bad('RunaiTokenRefreshRequire', "<Location /x>\nRunaiTokenRefreshRequire ldap-user alice\n</Location>", 'ldap-user');
 for my $v ('not a url', 'ftp://idp.example.test/x', 'https://', 'https:///path',
            'https://idp.example.test/x?y=1', 'https://idp.example.test/#frag', '/relative',

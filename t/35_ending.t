@@ -616,6 +616,44 @@ sub settle {
     refreshes($open, 'bob of another issuer (ending-open) is not logged out by a force logout on ending');
 }
 
+# --- review findings: each location's own bound, id tokens only as hints, codes ---------
+{
+    # /guard/lazy remembers a live look for 300 s; /guard must still see
+    # the end within its own 2 s
+    my $sess = login(bob => 'runai-cli', 'bob, seen by a lazy location');
+    accepted($sess->{at}, 'before the revocation', '/guard/lazy/');
+    accepted($sess->{at}, 'before the revocation');
+    empty_200(revoke([token => $sess->{rt}, client_id => 'runai-cli']), 'revocation seen by two locations');
+    my $t = time;
+    ok(wait_until($BOUND + 1.5, 0.1, sub { guard($sess->{at})->code == 401 }),
+       'the 2 s location refuses within its bound although a 300 s location looked at the session');
+    note(sprintf 'refused by /guard after %.2f s', time - $t);
+    accepted($sess->{at}, 'the 300 s location still trusts its look (as documented)', '/guard/lazy/');
+
+    # an access token is no id_token_hint: a resource server that received
+    # it must not log its user out
+    my $hinted = login(bob => 'runai-cli', 'bob, access token as a hint');
+    oauth_error(logout_get(id_token_hint => $hinted->{at}), 400, 'invalid_request',
+                'logout with an access token as id_token_hint');
+    refreshes($hinted, 'an access token is no hint');
+
+    # a code minted before a force logout is spent, not redeemed, after it
+    my $redirect = "http://127.0.0.1:$P/bye";
+    my $code = code_of(authorize_call($P, 'bob', $s->{users}{bob},
+                                      { client_id => 'runai-web', redirect_uri => $redirect,
+                                        response_type => 'code', state => 'st' }));
+    ok(defined $code, 'bob gets a code before the force logout');
+    empty_200(force_logout($P, 'bob', alice => $s->{users}{alice}), 'force logout of bob after his code');
+    my $res = exchange_call($P, $code // 'none', $redirect, clientID => 'runai-web');
+    reply_of($res);
+    check_error($res, 401, qr/^invalid or expired code$/, 'a code minted before the force logout');
+    my $code2 = code_of(authorize_call($P, 'bob', $s->{users}{bob},
+                                       { client_id => 'runai-web', redirect_uri => $redirect,
+                                         response_type => 'code', state => 'st2' }));
+    my $res2 = exchange_call($P, $code2 // 'none', $redirect, clientID => 'runai-web');
+    tokens_ok($res2, 'a code minted after the force logout');
+}
+
 # --- force logout with an administrator's bearer token (ending-bearer) ----------------
 {
     my $BEARER = vhost_port('ending-bearer');

@@ -2,6 +2,7 @@
 
 #include <string.h>
 #include <apr_strings.h>
+#include <apr_time.h>
 
 static void set_str(json_t *o, const char *k, const char *v)
 {
@@ -24,6 +25,7 @@ json_t *rt_login_to_json(const rt_login *l)
     set_str(o, "azp", l->azp);
     json_object_set(o, "claims", l->profile);
     json_object_set_new(o, "auth_time", json_integer(l->auth_time));
+    json_object_set_new(o, "st", json_integer(l->started));
     set_str(o, "nonce", l->nonce);
     set_str(o, "ext", l->external);
     set_str(o, "ruri", l->redirect_uri);
@@ -41,6 +43,10 @@ int rt_login_from_json(apr_pool_t *p, json_t *o, rt_login *l)
     l->azp = rt_login_str(p, o, "azp");
     l->profile = json_object_get(o, "claims");
     l->auth_time = json_integer_value(json_object_get(o, "auth_time"));
+    /* Records made before logins kept it: the second of auth_time. */
+    l->started = json_object_get(o, "st")
+                     ? json_integer_value(json_object_get(o, "st"))
+                     : l->auth_time * APR_USEC_PER_SEC;
     l->nonce = rt_login_str(p, o, "nonce");
     l->external = rt_login_str(p, o, "ext");
     l->redirect_uri = rt_login_str(p, o, "ruri");

@@ -11,8 +11,10 @@ typedef struct rt_login {
     const char *azp; /* client, or NULL */
     json_t *profile; /* preferred_username and configured claims */
     apr_int64_t auth_time;
-    const char *nonce;        /* codes only */
-    const char *external;     /* codes only: RunaiTokenExternalTokenVar */
+    apr_int64_t started;  /* the login's time in microseconds: a logout of all
+                             the user's sessions at a later time ends it */
+    const char *nonce;    /* codes only */
+    const char *external; /* codes only: RunaiTokenExternalTokenVar */
     const char *redirect_uri; /* codes only */
     const char *challenge;    /* codes only: PKCE S256 challenge */
     apr_int64_t session_exp;  /* refresh sessions: absolute end */

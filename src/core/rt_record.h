@@ -13,6 +13,7 @@ typedef enum {
     RT_REC_REFRESH = 'r',  /* a session of the earlier format, by its token */
     RT_REC_THROTTLE = 't', /* failed-attempt counter */
     RT_REC_USER = 'u',     /* a user's sessions ended before a time */
+    RT_REC_ENDED = 'e',    /* a session ended on demand, by its digest */
     RT_REC_PING = 'p'      /* liveness probe of the store */
 } rt_rec_kind;
 

@@ -239,23 +239,30 @@ authz_status rt_authn_still_allowed(request_rec *r, const rt_dir_conf *dc,
                                     const char *user, const char **failed)
 {
     const apr_array_header_t *lines = dc->refresh_require;
-    const char *saved = r->user;
+    request_rec *q;
     authz_status st = AUTHZ_GRANTED;
 
-    for (int i = 0; lines != NULL && i < lines->nelts; i++) {
+    if (lines == NULL) {
+        return st;
+    }
+    /* As if Apache had just authenticated the user, on a copy of the
+     * request: the provider reads its user and the location's own
+     * configuration (AuthLDAPURL, AuthGroupFile, AuthzDBDQuery...), and
+     * finds no per-request state an earlier check of this request left
+     * (mod_authnz_ldap keeps the DN of an LDAP login there: a client's,
+     * when its secret was checked through LDAP). */
+    q = apr_pmemdup(r->pool, r, sizeof(*r));
+    q->request_config = ap_create_request_config(r->pool);
+    q->user = apr_pstrdup(r->pool, user);
+    for (int i = 0; i < lines->nelts; i++) {
         const rt_refresh_require *rq =
             &APR_ARRAY_IDX(lines, i, rt_refresh_require);
 
-        /* As if Apache had just authenticated the user: the provider reads
-         * r->user and the location's own configuration (AuthLDAPURL,
-         * AuthGroupFile, AuthDBDUserGroupQuery...). */
-        r->user = (char *)user;
-        st = rq->provider->check_authorization(r, rq->line, rq->parsed);
+        st = rq->provider->check_authorization(q, rq->line, rq->parsed);
         if (st != AUTHZ_GRANTED) {
             *failed = rq->name;
             break;
         }
     }
-    r->user = (char *)saved;
     return st;
 }

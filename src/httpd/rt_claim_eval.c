@@ -59,6 +59,7 @@ void rt_claim_eval_login(request_rec *r, const ap_expr_info_t *subject,
     memset(l, 0, sizeof(*l));
     l->sub = sub;
     l->auth_time = apr_time_sec(r->request_time);
+    l->started = (apr_int64_t)r->request_time;
     l->profile = rt_json_pool_own(r->pool, json_object());
     json_object_set_new(l->profile, "preferred_username", json_string(user));
     json_object_update(l->profile, rt_claim_eval(r, claims));

@@ -18,7 +18,7 @@ APLOG_USE_MODULE(runai_token);
 /* Claims the module sets itself; RunaiTokenClaim may not replace them. */
 static const char *const reserved_claims[] = {
     "iss", "sub", "aud",       "exp",   "iat", "nbf",
-    "jti", "azp", "auth_time", "nonce", NULL};
+    "jti", "azp", "auth_time", "nonce", "sid", NULL};
 
 #define BAD(cmd, value, ...)                                                   \
     apr_psprintf((cmd)->pool, "%s: '%s' %s", (cmd)->cmd->name, (value),        \

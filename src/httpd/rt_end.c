@@ -173,7 +173,9 @@ rt_error *rt_end_logout(rt_ctx *c, json_t **reply)
         json_t *claims = our_jwt(c, hint);
         const char *azp = claims ? claim_str(claims, "azp") : NULL;
 
-        if (claims == NULL) {
+        /* An id token: access tokens (they have a jti) reach every
+         * resource server, which must not be able to log users out. */
+        if (claims == NULL || json_object_get(claims, "jti") != NULL) {
             return fail(c, RT_ERR_BAD_REQUEST, "invalid id_token_hint");
         }
         if (client != NULL && azp != NULL && strcmp(client, azp) != 0) {

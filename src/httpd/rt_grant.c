@@ -367,6 +367,17 @@ static rt_error *start_session(rt_ctx *c, rt_login *l, const char *external,
         apr_time_sec(c->r->request_time) + rt_config_refresh_lifetime(c->dc);
     rt_error *e;
 
+    /* A code minted before a logout of all its user's sessions: spent. */
+    if (l->started < (apr_int64_t)c->r->request_time) {
+        switch (rt_session_login_state(c->r, c->sc->issuer, l)) {
+        case RT_SESSION_ENDED:
+            return fail(c, RT_ERR_BAD_CODE, "invalid or expired code");
+        case RT_SESSION_UNKNOWN:
+            return store_down(c);
+        default:
+            break;
+        }
+    }
     /* The session first: its tokens name it (sid). */
     if (rt_session_start(c->r, l, sexp, &refresh) != RT_STORE_OK) {
         return store_down(c);

@@ -151,13 +151,17 @@ static int session_ended(request_rec *r, const rt_dir_conf *dc, json_t *claims,
     apr_int64_t check = rt_config_session_check(dc);
     const char *sid = json_string_value(json_object_get(claims, "sid"));
     const char *sub = json_string_value(json_object_get(claims, "sub"));
-    const char *seen;
+    const char *seen, *scope;
     rt_session_state st;
 
     if (check == 0 || sid == NULL || sub == NULL) {
         return 0; /* not looked at, or a token of no session (apps) */
     }
-    seen = sessions ? rt_credcache_get(sessions, r->pool, sub, sid, now) : NULL;
+    /* The bound is the location's: what a location with a longer one
+     * remembered is not seen here. */
+    scope = apr_psprintf(r->pool, "%" APR_INT64_T_FMT " %s", check, sub);
+    seen =
+        sessions ? rt_credcache_get(sessions, r->pool, scope, sid, now) : NULL;
     if (seen != NULL) {
         return *seen == 'e';
     }
@@ -172,7 +176,7 @@ static int session_ended(request_rec *r, const rt_dir_conf *dc, json_t *claims,
         return 0;
     }
     if (sessions != NULL) {
-        rt_credcache_put_value(sessions, sub, sid, now, now + check,
+        rt_credcache_put_value(sessions, scope, sid, now, now + check,
                                st == RT_SESSION_ENDED ? "e" : "l");
     }
     return st == RT_SESSION_ENDED;

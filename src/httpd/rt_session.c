@@ -1,4 +1,5 @@
 #include "rt_session.h"
+#include "rt_config.h"
 #include "rt_crypto.h"
 #include "rt_util.h"
 
@@ -28,27 +29,6 @@ static void state_set(json_t *o, const rt_refresh_state *s)
     }
 }
 
-/* When the session began, in microseconds: a logout of all the user's
- * sessions at a later time ends it. A login made by this request began
- * when the request came; a code's began when the code was minted. */
-static apr_int64_t session_start(request_rec *r, const rt_login *login)
-{
-    return login->auth_time == apr_time_sec(r->request_time)
-               ? (apr_int64_t)r->request_time
-               : login->auth_time * APR_USEC_PER_SEC;
-}
-
-/* The session's start as its record says (records made before it said
- * so: the login's time). */
-static apr_int64_t record_start(const json_t *o)
-{
-    json_t *st = json_object_get(o, "st");
-
-    return st ? json_integer_value(st)
-              : json_integer_value(json_object_get(o, "auth_time")) *
-                    APR_USEC_PER_SEC;
-}
-
 /* The material of a user's force-logout record: users are named by their
  * issuer and sub, so that a force logout on one virtual host does not reach
  * a user of the same name on another. */
@@ -58,10 +38,47 @@ static const char *user_material(apr_pool_t *p, const char *issuer,
     return apr_pstrcat(p, issuer, "\n", sub, NULL);
 }
 
-/* The time before which every session of a user has ended: 0 for none. */
-static apr_int64_t user_out(const json_t *marker)
+/* Whether a login began before the last logout of all its user's
+ * sessions (marker: that user's record, or NULL). */
+static int logged_out(const json_t *marker, const rt_login *l)
 {
-    return marker ? json_integer_value(json_object_get(marker, "out")) : 0;
+    apr_int64_t out =
+        marker ? json_integer_value(json_object_get(marker, "out")) : 0;
+
+    return out > 0 && out >= l->started;
+}
+
+/* A session ended on demand is marked by a record of its own under the
+ * session's digest (kind RT_REC_ENDED), written once and never rewritten:
+ * a rotation that rewrites the session's record on another host at the
+ * same moment cannot undo it. */
+static rt_store_status put_end(request_rec *r,
+                               const unsigned char digest[RT_SHA256_LEN],
+                               apr_int64_t keep)
+{
+    json_t *end = json_pack("{s:I}", "at", (json_int_t)apr_time_now());
+    rt_store_step put = {.op = RT_STORE_PUT,
+                         .kind = RT_REC_ENDED,
+                         .digest = digest,
+                         .put = end,
+                         .exp = keep};
+
+    rt_store_steps(r, &put, 1);
+    json_decref(end);
+    return put.st;
+}
+
+rt_session_state rt_session_login_state(request_rec *r, const char *issuer,
+                                        const rt_login *l)
+{
+    rt_store_step get = {.op = RT_STORE_GET,
+                         .kind = RT_REC_USER,
+                         .material = user_material(r->pool, issuer, l->sub)};
+
+    rt_store_steps(r, &get, 1);
+    return get.st == RT_STORE_DOWN  ? RT_SESSION_UNKNOWN
+           : logged_out(get.got, l) ? RT_SESSION_ENDED
+                                    : RT_SESSION_LIVE;
 }
 
 rt_store_status rt_session_start(request_rec *r, rt_login *login,
@@ -83,7 +100,6 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
         return RT_STORE_DOWN;
     }
     json_object_set_new(data, "seed", json_string(seed));
-    json_object_set_new(data, "st", json_integer(session_start(r, login)));
     state_set(data, &s);
     st = rt_store_put(r, RT_REC_SESSION, handle, session_exp, data);
     json_decref(data);
@@ -92,9 +108,9 @@ rt_store_status rt_session_start(request_rec *r, rt_login *login,
 
 /* A token of the format before sessions had one record: its login starts a
  * session of the current kind, so an upgrade ends no session. */
-static rt_refresh_status legacy(request_rec *r, const char *token,
-                                rt_session_check_fn check, void *baton,
-                                rt_login *login, const char **next)
+static rt_refresh_status legacy(request_rec *r, const char *issuer,
+                                const char *token, rt_session_check_fn check,
+                                void *baton, rt_login *login, const char **next)
 {
     json_t *data = NULL;
     rt_store_status st = rt_store_take(r, RT_REC_REFRESH, token, &data);
@@ -117,6 +133,14 @@ static rt_refresh_status legacy(request_rec *r, const char *token,
                           "its session ends");
         }
         return RT_REFRESH_REFUSED;
+    }
+    switch (rt_session_login_state(r, issuer, login)) {
+    case RT_SESSION_ENDED:
+        return RT_REFRESH_INVALID;
+    case RT_SESSION_UNKNOWN:
+        return RT_REFRESH_DOWN;
+    default:
+        break;
     }
     return rt_session_start(r, login, login->session_exp, next) == RT_STORE_OK
                ? RT_REFRESH_OK
@@ -156,6 +180,10 @@ static json_t *rotate(request_rec *r, json_t *old, void *baton,
     }
     state_set(old, &s);
     *exp = json_integer_value(json_object_get(old, "sexp"));
+    if (s.revoked && *exp < rt_config_keep_ended(0)) {
+        /* Ended now: kept while its access tokens live, for the guard. */
+        *exp = rt_config_keep_ended(0);
+    }
     return json_incref(old);
 }
 
@@ -166,12 +194,13 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
                                      apr_int64_t *wait)
 {
     rt_refresh_parts t;
+    unsigned char digest[RT_SHA256_LEN];
     rotation o = {&t, NULL, rules, RT_RS_REVOKED, 0, 0, 0};
     json_t *data = NULL;
     rt_store_status st;
 
     if (ap_strchr_c(token, '.') == NULL) {
-        return legacy(r, token, check, baton, login, next);
+        return legacy(r, issuer, token, check, baton, login, next);
     }
     if (!rt_refresh_parse(r->pool, token, &t)) {
         return RT_REFRESH_INVALID;
@@ -205,14 +234,19 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
     /* The time of the decision, not of the request: a request that waited
      * on the store while a retry of it rotated the session is a retry. */
     rules->now = apr_time_sec(apr_time_now());
+    if (!rt_crypto_sha256(t.handle, strlen(t.handle), digest)) {
+        return RT_REFRESH_DOWN;
+    }
     {
-        /* The user's logout of all sessions is read in the same turn: a
-         * session it ended may still rotate here, but its tokens are
-         * refused all the same (they name a session begun before it). */
-        rt_store_step u[2] = {
+        /* The session's end and its user's logout of all sessions are read
+         * in the same turn: a session ended at this very moment may still
+         * rotate here, but the answer is a refusal, and its tokens are
+         * refused from then on. */
+        rt_store_step u[3] = {
             {.op = RT_STORE_GET,
              .kind = RT_REC_USER,
              .material = user_material(r->pool, issuer, login->sub)},
+            {.op = RT_STORE_GET, .kind = RT_REC_ENDED, .digest = digest},
             {.op = RT_STORE_UPDATE,
              .kind = RT_REC_SESSION,
              .material = t.handle,
@@ -220,10 +254,14 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
              .baton = &o,
              .confirm_miss = 1}};
 
-        rt_store_steps(r, u, 2);
-        st = u[0].st == RT_STORE_DOWN ? RT_STORE_DOWN : u[1].st;
-        if (st == RT_STORE_OK && user_out(u[0].got) > 0 &&
-            user_out(u[0].got) >= record_start(data)) {
+        rt_store_steps(r, u, 3);
+        st = u[0].st == RT_STORE_DOWN || u[1].st == RT_STORE_DOWN
+                 ? RT_STORE_DOWN
+                 : u[2].st;
+        if (st == RT_STORE_OK && u[1].got != NULL) {
+            return RT_REFRESH_INVALID; /* revoked or logged out */
+        }
+        if (st == RT_STORE_OK && logged_out(u[0].got, login)) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                           "refresh session ended by a logout of all the "
                           "user's sessions");
@@ -249,6 +287,8 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
     case RT_RS_REUSED:
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "refresh token reused: its session is revoked");
+        /* Also as an end of its own, which no rotation elsewhere undoes. */
+        put_end(r, digest, rt_config_keep_ended(0));
         return RT_REFRESH_REUSED;
     case RT_RS_LIMITED:
         *wait = o.issue > 0 ? o.issue : 1;
@@ -272,55 +312,15 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
     return *next ? RT_REFRESH_OK : RT_REFRESH_DOWN;
 }
 
-/* Marks a session ended: its refresh tokens and, through the guard, its
- * access tokens are refused from now on. The record stays until keep (or
- * its own end, if later), for the guard to see. */
-typedef struct {
-    const char *seed; /* NULL: any session under the key */
-    apr_int64_t keep;
-    int found;
-} ending;
-
-static json_t *end_fn(request_rec *r, json_t *old, void *baton,
-                      apr_int64_t *exp)
-{
-    ending *e = baton;
-    const char *seed = json_string_value(json_object_get(old, "seed"));
-    apr_int64_t sexp = json_integer_value(json_object_get(old, "sexp"));
-
-    (void)r;
-    e->found = old != NULL && seed != NULL &&
-               (e->seed == NULL || strcmp(seed, e->seed) == 0);
-    if (!e->found || json_is_true(json_object_get(old, "rv"))) {
-        return NULL; /* nothing, or already ended */
-    }
-    json_object_set_new(old, "rv", json_true());
-    *exp = sexp > e->keep ? sexp : e->keep;
-    return json_incref(old);
-}
-
-static rt_store_status end_record(request_rec *r, rt_store_step *u, ending *e)
-{
-    u->op = RT_STORE_UPDATE;
-    u->kind = RT_REC_SESSION;
-    u->fn = end_fn;
-    u->baton = e;
-    u->confirm_miss = 1;
-    rt_store_steps(r, u, 1);
-    return u->st == RT_STORE_OK && !e->found ? RT_STORE_NOTFOUND : u->st;
-}
-
 rt_store_status rt_session_end(request_rec *r, const char *sid,
                                apr_int64_t keep)
 {
     unsigned char digest[RT_SHA256_LEN];
-    ending e = {NULL, keep, 0};
-    rt_store_step u = {.digest = digest};
 
     if (!rt_refresh_sid_digest(r->pool, sid, digest)) {
         return RT_STORE_NOTFOUND;
     }
-    return end_record(r, &u, &e);
+    return put_end(r, digest, keep);
 }
 
 rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
@@ -329,10 +329,9 @@ rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
 {
     rt_refresh_parts t;
     rt_login login;
-    ending e = {NULL, keep, 0};
+    unsigned char digest[RT_SHA256_LEN];
     rt_store_step u = {
         .op = RT_STORE_GET, .kind = RT_REC_SESSION, .confirm_miss = 1};
-    rt_store_status st;
 
     if (ap_strchr_c(token, '.') == NULL) {
         /* A token of the earlier format: removing it ends its session,
@@ -362,19 +361,19 @@ rt_refresh_status rt_session_revoke(request_rec *r, const char *token,
     if (u.st != RT_STORE_OK) {
         return u.st == RT_STORE_NOTFOUND ? RT_REFRESH_INVALID : RT_REFRESH_DOWN;
     }
-    e.seed = json_string_value(json_object_get(u.got, "seed"));
-    if (!rt_refresh_authentic(r->pool, &t, e.seed) ||
+    if (!rt_refresh_authentic(
+            r->pool, &t, json_string_value(json_object_get(u.got, "seed"))) ||
         !rt_login_from_json(r->pool, u.got, &login)) {
         return RT_REFRESH_INVALID;
     }
     if (check != NULL && !check(r, &login, baton)) {
         return RT_REFRESH_REFUSED;
     }
-    e.seed = apr_pstrdup(r->pool, e.seed);
-    st = end_record(r, &u, &e);
-    return st == RT_STORE_OK     ? RT_REFRESH_OK
-           : st == RT_STORE_DOWN ? RT_REFRESH_DOWN
-                                 : RT_REFRESH_INVALID;
+    if (!rt_crypto_sha256(t.handle, strlen(t.handle), digest)) {
+        return RT_REFRESH_DOWN;
+    }
+    return put_end(r, digest, keep) == RT_STORE_OK ? RT_REFRESH_OK
+                                                   : RT_REFRESH_DOWN;
 }
 
 rt_store_status rt_session_end_user(request_rec *r, const char *issuer,
@@ -393,27 +392,30 @@ rt_session_state rt_session_look(request_rec *r, const char *sid,
                                  apr_int64_t iat)
 {
     unsigned char digest[RT_SHA256_LEN];
-    rt_store_step s[2] = {
+    rt_store_step s[3] = {
         {.op = RT_STORE_GET, .kind = RT_REC_SESSION, .digest = digest},
+        {.op = RT_STORE_GET, .kind = RT_REC_ENDED, .digest = digest},
         {.op = RT_STORE_GET,
          .kind = RT_REC_USER,
          .material = user_material(r->pool, issuer, sub)}};
-    apr_int64_t out;
+    rt_login l = {0};
 
     if (!rt_refresh_sid_digest(r->pool, sid, digest)) {
         return RT_SESSION_LIVE; /* not one of ours: nothing to look at */
     }
-    rt_store_steps(r, s, 2);
-    if (s[0].st == RT_STORE_DOWN || s[1].st == RT_STORE_DOWN) {
+    rt_store_steps(r, s, 3);
+    if (s[0].st == RT_STORE_DOWN || s[1].st == RT_STORE_DOWN ||
+        s[2].st == RT_STORE_DOWN) {
         return RT_SESSION_UNKNOWN;
     }
-    if (s[0].got != NULL && json_is_true(json_object_get(s[0].got, "rv"))) {
+    if (s[1].got != NULL ||
+        (s[0].got != NULL && json_is_true(json_object_get(s[0].got, "rv")))) {
         return RT_SESSION_ENDED;
     }
-    out = user_out(s[1].got);
-    if (out > 0 &&
-        out >= (s[0].got ? record_start(s[0].got) : iat * APR_USEC_PER_SEC)) {
-        return RT_SESSION_ENDED;
+    /* When the session's record is gone, the token's time stands for the
+     * session's start. */
+    if (s[0].got == NULL || !rt_login_from_json(r->pool, s[0].got, &l)) {
+        l.started = iat * APR_USEC_PER_SEC;
     }
-    return RT_SESSION_LIVE;
+    return logged_out(s[2].got, &l) ? RT_SESSION_ENDED : RT_SESSION_LIVE;
 }

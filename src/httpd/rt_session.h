@@ -42,10 +42,10 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
 
 /* Ends the session named by sid (the claim of its tokens): its refresh
  * tokens are refused, and so are its access tokens where the guard looks
- * (RunaiTokenSessionCheck). The record is kept until keep (epoch seconds)
- * at least, so that the guard sees the end while those tokens live.
- * RT_STORE_NOTFOUND: no such session (expired, or never). Ending an ended
- * session changes nothing. */
+ * (RunaiTokenSessionCheck). The end is a record of its own, kept until
+ * keep (epoch seconds), that no rotation on any host rewrites.
+ * RT_STORE_NOTFOUND: sid is not a session's id. Ending a session that has
+ * already ended, or gone, changes nothing that matters. */
 rt_store_status rt_session_end(request_rec *r, const char *sid,
                                apr_int64_t keep);
 
@@ -68,6 +68,11 @@ typedef enum {
     RT_SESSION_ENDED,  /* revoked, logged out, or all the user's ended */
     RT_SESSION_UNKNOWN /* the store did not answer */
 } rt_session_state;
+
+/* Whether the logins of l->sub at issuer were all ended after l began (a
+ * code, or a token of the earlier format, minted before a force logout). */
+rt_session_state rt_session_login_state(request_rec *r, const char *issuer,
+                                        const rt_login *l);
 
 /* Where the session sid of user sub of issuer stands, for the guard; iat
  * is the token's, which decides when the session's record is gone. */
