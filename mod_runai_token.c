@@ -29,6 +29,7 @@
 #include "rt_throttle.h"
 #include "rt_http.h"
 #include "rt_request.h"
+#include "rt_userinfo.h"
 #include "rt_util.h"
 
 #define HANDLER_NAME "runai-token"
@@ -74,6 +75,10 @@ static const rt_route routes[] = {
      rt_grant_token},
     {"/protocol/openid-connect/token", UNDER_ISSUER, POST, RT_GRANT, 0,
      JSON_FORM, RT_FIELDS_TOKEN, 0, rt_grant_token},
+    /* API 2.20's OAuth 2.0 token endpoint: forms (and JSON), RFC 6749
+     * answers. */
+    {"/api/v2/token", AT_ROOT, POST, RT_GRANT, 0, OAUTH, RT_FIELDS_TOKEN, 0,
+     rt_grant_token},
     {"/api/v1/authorize", AT_ROOT, GET, RT_GRANT, 0, JSON, 0, 0, rt_authorize},
     {"/v1/k8s/auth/oauth/apptoken", AT_ROOT, POST, RT_GRANT, 1, JSON,
      RT_FIELDS_LEGACY_APP, 0, rt_grant_legacy_apptoken},
@@ -87,6 +92,8 @@ static const rt_route routes[] = {
      OAUTH, RT_FIELDS_LOGOUT, 1, rt_end_logout},
     {"/api/v1/users/*/logout", AT_ROOT, POST, RT_GRANT, 0, JSON, 0, 0,
      rt_end_user},
+    {"/protocol/openid-connect/userinfo", UNDER_ISSUER, GET | POST, RT_GRANT, 0,
+     OAUTH, 0, 0, rt_userinfo},
     {"/.well-known/openid-configuration", UNDER_ISSUER, GET, RT_DISCOVERY, 0,
      JSON, 0, 0, NULL},
     {"/.well-known/openid-configuration", AT_ROOT, GET, RT_DISCOVERY, 0, JSON,
@@ -104,9 +111,15 @@ static const command_rec rt_directives[] = {
                    RSRC_CONF,
                    "PEM key file (RSA or EC) or hmac:FILE, and an optional "
                    "key id; the first one signs"),
-    AP_INIT_ITERATE("RunaiTokenAudience", rt_config_set_audience, NULL,
+    AP_INIT_ITERATE("RunaiTokenAudience", rt_config_set_audience,
+                    (void *)APR_OFFSETOF(rt_dir_conf, audience),
                     RSRC_CONF | ACCESS_CONF,
                     "Audiences (aud) of access tokens; default runai"),
+    AP_INIT_ITERATE("RunaiTokenIdTokenAudience", rt_config_set_audience,
+                    (void *)APR_OFFSETOF(rt_dir_conf, id_audience),
+                    RSRC_CONF | ACCESS_CONF,
+                    "Audiences added to the aud of every id token, beside "
+                    "its client; default none"),
     AP_INIT_TAKE1("RunaiTokenAccessLifetime", rt_config_set_access_lifetime,
                   NULL, RSRC_CONF | ACCESS_CONF,
                   "Lifetime of access and id tokens in seconds; default "
@@ -316,14 +329,13 @@ static rt_error *read_request(rt_ctx *c, const rt_route *route)
     if (err == NULL && kind == RT_BODY_FORM) {
         c->oauth = c->param_names = 1;
         err = rt_form_parse(c->r->pool, body, len, &c->f);
-        if (err == NULL) {
-            return rt_oauth_client_auth(c);
-        }
     } else if (err == NULL) {
         err =
             rt_request_parse_json(c->r->pool, body, len, route->fields, &c->f);
     }
-    return err;
+    /* The OAuth 2.0 dialect (a form, or a route of that dialect) takes
+     * client credentials from Basic too. */
+    return err == NULL && c->oauth ? rt_oauth_client_auth(c) : err;
 }
 
 static int rt_handler(request_rec *r)

@@ -256,12 +256,15 @@ sub settle {
                'redirect_uri and post_logout_redirect_uri, the same');
     redirected(logout_get(redirect_uri => $CLI_URI, state => 'cli-1'), "$CLI_URI?state=cli-1",
                'CLI logout with a state');
-    # byte for byte: nothing close to the registered URI
-    for my $bad ('http://localhost:8001/logout', 'http://localhost:8000/logout/', "$CLI_URI?x=1",
+    # a loopback URI on another port (the CLI's --listen-port): RFC 8252 §7.3
+    redirected(logout_get(redirect_uri => 'http://localhost:8001/logout'), 'http://localhost:8001/logout',
+               'CLI logout on another loopback port');
+    # otherwise byte for byte: nothing close to the registered URI
+    for my $bad ('http://localhost:8000/logout/', "$CLI_URI?x=1", 'http://localhost:8001/logout/',
                  'http://LOCALHOST:8000/logout', 'http://evil.example/logout', "$CLI_URI#f") {
         oauth_error(logout_get(redirect_uri => $bad), 400, 'invalid_request', "CLI logout to $bad (unregistered)");
     }
-    oauth_error(http_request(port => $P, method => 'GET', path => "$LOGOUT?redirect_uri=http://localhost:8001/logout"),
+    oauth_error(http_request(port => $P, method => 'GET', path => "$LOGOUT?redirect_uri=http://localhost:8001/logout/x"),
                 400, 'invalid_request', 'unregistered redirect_uri as the CLI sends it');
     oauth_error(logout_get(redirect_uri => $CLI_URI, client_id => 'runai-web'), 400, 'invalid_request',
                 "the CLI's URI named with another client (runai-web)");

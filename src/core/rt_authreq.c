@@ -43,10 +43,58 @@ rt_error *rt_authreq_parse(apr_pool_t *p, const char *query, rt_authreq *q)
     return e;
 }
 
+/* A loopback redirect URI: "http://" and a loopback host (as is), an
+ * optional port of 1 to 5 digits, then nothing, a path or a query. Its
+ * host part's length goes to *host, what follows the port to *rest; 0 for
+ * any other URI. */
+static int loopback(const char *uri, apr_size_t *host, const char **rest)
+{
+    static const char *const hosts[] = {"http://127.0.0.1", "http://[::1]",
+                                        "http://localhost"};
+
+    for (apr_size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        apr_size_t n = strlen(hosts[i]), digits = 0;
+        const char *p = uri + n;
+
+        if (strncmp(uri, hosts[i], n) != 0) {
+            continue;
+        }
+        if (*p == ':') {
+            while (apr_isdigit(p[1 + digits]) && digits < 6) {
+                digits++;
+            }
+            if (digits == 0 || digits > 5) {
+                return 0;
+            }
+            p += 1 + digits;
+        }
+        if (*p != '\0' && *p != '/' && *p != '?') {
+            return 0; /* "localhost.example.com", "127.0.0.1@evil"... */
+        }
+        *host = n;
+        *rest = p;
+        return 1;
+    }
+    return 0;
+}
+
+/* RFC 8252 §7.3: a loopback URI matches a registered one on any port. */
+static int same_uri(const char *registered, const char *uri)
+{
+    apr_size_t rh, uh;
+    const char *rr, *ur;
+
+    if (strcmp(registered, uri) == 0) {
+        return 1;
+    }
+    return loopback(registered, &rh, &rr) && loopback(uri, &uh, &ur) &&
+           rh == uh && strncmp(registered, uri, rh) == 0 && strcmp(rr, ur) == 0;
+}
+
 int rt_authreq_registered(const apr_array_header_t *uris, const char *uri)
 {
     for (int i = 0; i < uris->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(uris, i, const char *), uri) == 0) {
+        if (same_uri(APR_ARRAY_IDX(uris, i, const char *), uri)) {
             return 1;
         }
     }
@@ -66,7 +114,8 @@ rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
     if (uris == NULL) {
         return rt_error_make(p, RT_ERR_UNKNOWN_CLIENT, "unknown client", NULL);
     }
-    /* Byte for byte: no normalisation an attacker could steer. */
+    /* Byte for byte (a loopback URI on any port): no normalisation an
+     * attacker could steer. */
     if (q->redirect_uri == NULL ||
         !rt_authreq_registered(uris, q->redirect_uri)) {
         return rt_error_make(p, RT_ERR_REDIRECT_MISMATCH,

@@ -26,7 +26,10 @@ rt_error *rt_authreq_parse(apr_pool_t *p, const char *query, rt_authreq *q);
 rt_error *rt_authreq_check(apr_pool_t *p, const rt_authreq *q,
                            const apr_array_header_t *uris);
 
-/* 1 when uri is one of uris (const char *), byte for byte. */
+/* 1 when uri is one of uris (const char *): byte for byte, but for a
+ * loopback URI (http://127.0.0.1, http://[::1], http://localhost), which
+ * matches on any port (RFC 8252 §7.3): the CLIs that listen there pick
+ * their port when they start. */
 int rt_authreq_registered(const apr_array_header_t *uris, const char *uri);
 
 /* redirect_uri with code and state appended as query parameters. */

@@ -96,6 +96,10 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
     json_object_set(
         doc, "revocation_endpoint_auth_methods_supported",
         json_object_get(doc, "token_endpoint_auth_methods_supported"));
+    json_object_set_new(
+        doc, "userinfo_endpoint",
+        json_string(
+            apr_pstrcat(p, base, "/protocol/openid-connect/userinfo", NULL)));
     json_object_set_new(doc, "end_session_endpoint",
                         json_string(apr_pstrcat(
                             p, base, "/protocol/openid-connect/logout", NULL)));

@@ -33,6 +33,34 @@ static const char *external_token(request_rec *r, const rt_dir_conf *dc)
     return v && *v ? v : NULL;
 }
 
+/* The out-of-band redirect URI of native clients on hosts without a
+ * browser (runai login remote-browser, kubelogin's authcode-keyboard):
+ * the user copies the code from a page. */
+#define RT_OOB_URI "urn:ietf:wg:oauth:2.0:oob"
+
+/* A small page with the code: never cached, never sent on as a Referer
+ * (the code is a credential until it is redeemed). */
+static void oob_page(request_rec *r, const char *code)
+{
+    const char *page = apr_pstrcat(
+        r->pool,
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+        "<title>Your code</title></head>\n<body><p>Copy this code into "
+        "the program that asked you to log in:</p>\n<p><code id=\"code\">",
+        code, "</code></p></body></html>\n", NULL);
+
+    r->status = HTTP_OK;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Pragma", "no-cache");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    ap_set_content_length(r, (apr_off_t)strlen(page));
+    if (!r->header_only) {
+        ap_rputs(page, r);
+    }
+}
+
 rt_error *rt_authorize(rt_ctx *c, json_t **reply)
 {
     request_rec *r = c->r;
@@ -78,6 +106,10 @@ rt_error *rt_authorize(rt_ctx *c, json_t **reply)
         return refuse(c, RT_ERR_STORE_DOWN, "session store unavailable");
     }
     c->outcome = "code_issued";
+    if (strcmp(q.redirect_uri, RT_OOB_URI) == 0) {
+        oob_page(r, code);
+        return NULL;
+    }
     r->status = HTTP_MOVED_TEMPORARILY;
     apr_table_setn(r->headers_out, "Location",
                    rt_authreq_location(r->pool, q.redirect_uri, code, q.state));

@@ -96,6 +96,7 @@ void *rt_config_create_dir(apr_pool_t *p, char *dir)
 
     (void)dir;
     c->audience = NULL;
+    c->id_audience = NULL;
     c->access_lifetime = -1;
     c->app_providers = NULL;
     c->password_providers = NULL;
@@ -154,6 +155,7 @@ void *rt_config_merge_dir(apr_pool_t *p, void *basev, void *addv)
     rt_dir_conf *c = apr_palloc(p, sizeof(*c));
 
     PICK(audience, NULL);
+    PICK(id_audience, NULL);
     PICK(access_lifetime, -1);
     PICK(app_providers, NULL);
     PICK(password_providers, NULL);
@@ -251,15 +253,16 @@ const char *rt_config_set_signing_key(cmd_parms *cmd, void *dc,
 
 const char *rt_config_set_audience(cmd_parms *cmd, void *dcv, const char *aud)
 {
-    rt_dir_conf *dc = dcv;
+    apr_array_header_t **list =
+        (apr_array_header_t **)((char *)dcv + (apr_size_t)cmd->info);
 
     if (*aud == '\0') {
         return BAD(cmd, aud, "is empty");
     }
-    if (dc->audience == NULL) {
-        dc->audience = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    if (*list == NULL) {
+        *list = apr_array_make(cmd->pool, 2, sizeof(const char *));
     }
-    APR_ARRAY_PUSH(dc->audience, const char *) = aud;
+    APR_ARRAY_PUSH(*list, const char *) = aud;
     return NULL;
 }
 

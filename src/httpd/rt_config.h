@@ -65,6 +65,7 @@ typedef struct rt_claim {
 
 typedef struct rt_dir_conf {
     apr_array_header_t *audience;           /* const char *; NULL: unset */
+    apr_array_header_t *id_audience;        /* const char *; NULL: none */
     apr_int64_t access_lifetime;            /* -1: unset */
     apr_array_header_t *app_providers;      /* rt_provider; NULL: unset */
     apr_array_header_t *password_providers; /* rt_provider; NULL: unset */

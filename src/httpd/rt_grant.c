@@ -45,21 +45,45 @@ static rt_error *store_down(rt_ctx *c)
     return fail(c, RT_ERR_STORE_DOWN, "session store unavailable");
 }
 
-/* aud: a string for one audience, an array for several. */
+/* aud: a string for one audience, an array for several: first (when not
+ * NULL), then the values of a, then those of more (may be NULL), each
+ * once. */
+static json_t *aud_of(const char *first, const apr_array_header_t *a,
+                      const apr_array_header_t *more)
+{
+    json_t *arr = json_array(), *one;
+    const apr_array_header_t *lists[2] = {a, more};
+
+    if (first != NULL) {
+        json_array_append_new(arr, json_string(first));
+    }
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; lists[l] != NULL && i < lists[l]->nelts; i++) {
+            const char *v = APR_ARRAY_IDX(lists[l], i, const char *);
+            size_t j;
+            json_t *have;
+            int seen = 0;
+
+            json_array_foreach(arr, j, have)
+            {
+                seen |= strcmp(json_string_value(have), v) == 0;
+            }
+            if (!seen) {
+                json_array_append_new(arr, json_string(v));
+            }
+        }
+    }
+    if (json_array_size(arr) != 1) {
+        return arr;
+    }
+    one = json_incref(json_array_get(arr, 0));
+    json_decref(arr);
+    return one;
+}
+
 static json_t *audience(rt_ctx *c)
 {
-    const apr_array_header_t *a = rt_config_audience(c->dc, c->r->pool);
-    json_t *arr;
-
-    if (a->nelts == 1) {
-        return json_string(APR_ARRAY_IDX(a, 0, const char *));
-    }
-    arr = json_array();
-    for (int i = 0; i < a->nelts; i++) {
-        json_array_append_new(arr,
-                              json_string(APR_ARRAY_IDX(a, i, const char *)));
-    }
-    return arr;
+    return aud_of(NULL, rt_config_audience(c->dc, c->r->pool), NULL);
 }
 
 /* The claims both token kinds share; the caller adds the kind's own. */
@@ -108,8 +132,15 @@ static rt_error *mint(rt_ctx *c, const rt_login *l, const char **access,
     json_object_update_missing(at, l->profile);
     *access = rt_jwt_sign(c->r->pool, key, at);
     if (id != NULL) {
-        json_t *it =
-            claims_base(c, l, l->azp ? json_string(l->azp) : audience(c), now);
+        /* The client, else the audience; and RunaiTokenIdTokenAudience,
+         * so that kube-apiserver's one --oidc-client-id accepts the id
+         * tokens of every client. */
+        json_t *it = claims_base(
+            c, l,
+            aud_of(l->azp,
+                   l->azp ? NULL : rt_config_audience(c->dc, c->r->pool),
+                   c->dc->id_audience),
+            now);
 
         json_object_set_new(it, "auth_time", json_integer(l->auth_time));
         if (l->nonce != NULL) {

@@ -27,9 +27,7 @@ static int is_ours(request_rec *r)
     return t != NULL && strcasecmp(t, AUTH_TYPE) == 0;
 }
 
-/* The RFC 6750 challenge: error is NULL (no credentials), "invalid_token"
- * (401) or "insufficient_scope" (403). Returns 401. */
-static int challenge(request_rec *r, const char *error)
+int rt_guard_challenge(request_rec *r, const char *error)
 {
     const char *realm = ap_auth_name(r);
     const char *v = apr_psprintf(
@@ -195,52 +193,67 @@ static void guard_child_init(apr_pool_t *p, server_rec *s)
     }
 }
 
-static int guard_authn(request_rec *r)
+json_t *rt_guard_claims(request_rec *r, const char **why)
 {
-    const rt_server_conf *sc;
-    const rt_dir_conf *dc;
-    const char *auth, *token, *why = NULL, *user;
+    const rt_server_conf *sc =
+        ap_get_module_config(r->server->module_config, &runai_token_module);
+    const rt_dir_conf *dc =
+        ap_get_module_config(r->per_dir_config, &runai_token_module);
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+    const char *token, *user;
     rt_jwt_params v;
     json_t *claims;
 
-    if (!is_ours(r)) {
-        return DECLINED;
-    }
-    sc = ap_get_module_config(r->server->module_config, &runai_token_module);
-    dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
-    auth = apr_table_get(r->headers_in, "Authorization");
+    *why = NULL;
     /* httpd strips trailing blanks: "Bearer " arrives as "Bearer". */
     if (auth == NULL || strncasecmp(auth, "Bearer", 6) != 0 ||
         (auth[6] != ' ' && auth[6] != '\0')) {
-        return challenge(r, NULL);
+        return NULL;
     }
     for (token = auth + 6; *token == ' '; token++) {
     }
     if (*token == '\0') {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
-                      "bearer token refused: empty");
-        return challenge(r, "invalid_token");
+        *why = "empty";
+        return NULL;
     }
     v.keys = sc->keys;
     v.issuer = sc->issuer;
     v.audience = rt_config_audience(dc, r->pool);
     v.now = apr_time_sec(r->request_time);
     v.leeway = rt_config_leeway(dc);
-    claims = verify(r, &v, token, &why);
+    claims = verify(r, &v, token, why);
     user = claims ? json_string_value(
                         json_object_get(claims, rt_config_user_claim(dc)))
                   : NULL;
     if (claims != NULL && (user == NULL || *user == '\0')) {
-        why = "no user claim";
+        *why = "no user claim";
     } else if (claims != NULL && session_ended(r, dc, claims, v.now)) {
-        why = "its session has ended";
+        *why = "its session has ended";
     }
-    if (why != NULL) {
+    return *why ? NULL : claims;
+}
+
+static int guard_authn(request_rec *r)
+{
+    const rt_dir_conf *dc;
+    const char *why = NULL;
+    json_t *claims;
+
+    if (!is_ours(r)) {
+        return DECLINED;
+    }
+    claims = rt_guard_claims(r, &why);
+    if (claims == NULL && why == NULL) {
+        return rt_guard_challenge(r, NULL);
+    }
+    if (claims == NULL) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "bearer token refused: %s",
                       why);
-        return challenge(r, "invalid_token");
+        return rt_guard_challenge(r, "invalid_token");
     }
-    r->user = apr_pstrdup(r->pool, user);
+    dc = ap_get_module_config(r->per_dir_config, &runai_token_module);
+    r->user = apr_pstrdup(r->pool, json_string_value(json_object_get(
+                                       claims, rt_config_user_claim(dc))));
     r->ap_auth_type = AUTH_TYPE;
     export_claims(r, claims);
     ap_set_module_config(r->request_config, &runai_token_module, claims);
@@ -313,7 +326,7 @@ static int note_failure(request_rec *r, const char *type)
     if (strcasecmp(type, AUTH_TYPE) != 0) {
         return DECLINED;
     }
-    challenge(r, NULL);
+    rt_guard_challenge(r, NULL);
     return OK;
 }
 
@@ -351,7 +364,7 @@ static int guard_authz(request_rec *r)
                   "bearer token of '%s' verified, authorization refused: "
                   "403 insufficient_scope",
                   ap_escape_logitem(r->pool, r->user));
-    challenge(r, "insufficient_scope");
+    rt_guard_challenge(r, "insufficient_scope");
     return HTTP_FORBIDDEN;
 }
 

@@ -24,13 +24,19 @@ rt_error *rt_oauth_client_auth(rt_ctx *c)
     if (e != NULL) {
         return e;
     }
-    if (rt_request_field(&c->f, RT_F_CLIENT_SECRET) != NULL ||
+    if ((*bsecret != '\0' &&
+         rt_request_field(&c->f, RT_F_CLIENT_SECRET) != NULL) ||
         (id != NULL && strcmp(id, bid) != 0)) {
         return rt_error_make(c->r->pool, RT_ERR_BAD_REQUEST,
                              "client credentials given twice", NULL);
     }
     c->f.v[RT_F_CLIENT_ID] = bid;
-    c->f.v[RT_F_CLIENT_SECRET] = bsecret;
+    /* An empty secret identifies a public client and authenticates
+     * nothing (Go's golang.org/x/oauth2 and requests-oauthlib send one):
+     * as if client_id were in the body, and nothing to count. */
+    if (*bsecret != '\0') {
+        c->f.v[RT_F_CLIENT_SECRET] = bsecret;
+    }
     return NULL;
 }
 

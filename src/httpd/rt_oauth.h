@@ -7,7 +7,8 @@
 #include "rt_grant.h"
 
 /* Takes client credentials from Authorization: Basic into c->f (the
- * grants check them); a 400 when the body names other ones too. */
+ * grants check them); an empty secret only names the client. A 400 when
+ * the body names another client, or a secret as well. */
 rt_error *rt_oauth_client_auth(rt_ctx *c);
 
 /* {access_token, token_type, expires_in, refresh_token?, id_token?} */

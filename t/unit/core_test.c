@@ -790,6 +790,43 @@ static void test_random_fork(void)
     }
 }
 
+static void test_loopback_uris(void)
+{
+    apr_array_header_t *uris = apr_array_make(pool, 4, sizeof(char *));
+    const char *yes[] = {
+        "http://localhost:8000/logout", "http://localhost:43121/logout",
+        "http://localhost/logout",      "http://127.0.0.1:18000/",
+        "http://127.0.0.1:8000/",       "http://[::1]:5/cb?x=1",
+        "https://app.test/cb",
+    };
+    const char *no[] = {
+        "http://localhost:8000/logout/",          /* another path */
+        "http://localhost:8000/logout?x",         /* another query */
+        "http://127.0.0.1:8000/logout",           /* another host */
+        "https://localhost:8000/logout",          /* another scheme */
+        "http://localhost.evil.test:8000/logout", /* not the host */
+        "http://localhost:8000@evil.test/logout", /* userinfo trick */
+        "http://localhost:/logout",               /* empty port */
+        "http://localhost:123456/logout",         /* six digits */
+        "http://LOCALHOST:8000/logout",           /* not as registered */
+        "https://app.test:444/cb",                /* only loopback */
+        "http://[::1]:5/cb",                      /* query dropped */
+    };
+
+    APR_ARRAY_PUSH(uris, const char *) = "http://localhost:8000/logout";
+    APR_ARRAY_PUSH(uris, const char *) = "http://127.0.0.1/";
+    APR_ARRAY_PUSH(uris, const char *) = "http://[::1]/cb?x=1";
+    APR_ARRAY_PUSH(uris, const char *) = "https://app.test/cb";
+    for (apr_size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        ok(rt_authreq_registered(uris, yes[i]),
+           apr_psprintf(pool, "loopback URIs: %s matches", yes[i]));
+    }
+    for (apr_size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+        ok(!rt_authreq_registered(uris, no[i]),
+           apr_psprintf(pool, "loopback URIs: %s does not match", no[i]));
+    }
+}
+
 static void test_authreq(void)
 {
     rt_authreq q;
@@ -1345,6 +1382,7 @@ int main(void)
     test_hmac();
     test_random_fork();
     test_authreq();
+    test_loopback_uris();
     test_error_kinds();
     test_verify_iat();
     test_throttled_kinds();
