@@ -1,6 +1,7 @@
 /* libFuzzer target: the query of GET /api/v1/authorize. The input, up to
  * its first NUL, is r->args: rt_authreq_parse, then rt_authreq_check against
- * a fixed list of registered redirect URIs, then for an accepted request
+ * a fixed list of registered redirect URIs (a loopback one matching on any
+ * port), then for an accepted request
  * rt_authreq_location, whose result must be the registered URI followed by
  * nothing but escaped parameters (no CR, LF, '#' or other injection). */
 #include "fuzz_common.h"
@@ -65,6 +66,37 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* The reference for RFC 8252 §7.3, apart from the module's code: a
+ * loopback http URI with its port (":" and 1 to 5 digits after the host)
+ * taken out, when what follows is a path, a query or nothing; else NULL. */
+static const char *without_port(apr_pool_t *p, const char *u)
+{
+    static const char *const hosts[] = {"http://127.0.0.1", "http://[::1]",
+                                        "http://localhost"};
+
+    for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+        size_t n = strlen(hosts[i]), d = 0;
+        const char *rest = u + n;
+
+        if (strncmp(u, hosts[i], n) != 0) {
+            continue;
+        }
+        if (*rest == ':') {
+            while (rest[1 + d] >= '0' && rest[1 + d] <= '9') {
+                d++;
+            }
+            if (d == 0 || d > 5) {
+                return NULL;
+            }
+            rest += 1 + d;
+        }
+        return *rest == '\0' || *rest == '/' || *rest == '?'
+                   ? apr_pstrcat(p, hosts[i], rest, NULL)
+                   : NULL;
+    }
+    return NULL;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -87,12 +119,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(rt_error_status(e) == 400 && rt_error_log_word(e) != NULL);
         goto done;
     }
-    /* Accepted: the redirect URI is registered byte for byte. */
+    /* Accepted: the redirect URI is registered byte for byte, or is a
+     * registered loopback URI on another port. */
     {
         int found = 0;
         for (int i = 0; i < uris->nelts; i++) {
-            found |= strcmp(APR_ARRAY_IDX(uris, i, const char *),
-                            q.redirect_uri) == 0;
+            const char *reg = APR_ARRAY_IDX(uris, i, const char *);
+            const char *a = without_port(p, reg);
+            const char *b = without_port(p, q.redirect_uri);
+
+            found |= strcmp(reg, q.redirect_uri) == 0 ||
+                     (a != NULL && b != NULL && strcmp(a, b) == 0);
         }
         FUZZ_CHECK(found && q.client_id && *q.client_id);
         FUZZ_CHECK(q.code_challenge == NULL ||
