@@ -27,7 +27,7 @@ XCFLAGS  =
 XLDFLAGS =
 MOD_CFLAGS = $(APXS_CFLAGS) $(WARN) -fPIC -MMD -MP $(XCFLAGS)
 UNIT_BIN = t/unit/bin/core_test
-TOOLS    = t/bin/jwt_verify
+TOOLS    = t/bin/jwt_verify t/bin/kube_verify
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
         fuzz clean distclean format format-check
@@ -72,6 +72,15 @@ unit: $(UNIT_BIN)
 t/bin/jwt_verify: t/tools/jwt_verify.c config.mk
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) -g -O1 $(CORE_CFLAGS) -o $@ $< $(DEP_LIBS)
+
+# go-oidc from Debian (golang-github-coreos-go-oidc-dev) in GOPATH mode: no
+# module proxy, no network; the build cache under build/, not in $HOME.
+GO_ENV = GO111MODULE=off GOFLAGS= GOENV=off GOPROXY=off \
+         GOPATH='$(CURDIR)/build/go:/usr/share/gocode' GOCACHE='$(CURDIR)/build/go/cache'
+
+t/bin/kube_verify: t/tools/kube_verify.go
+	@mkdir -p $(dir $@) build/go
+	$(GO_ENV) go build -o $@ $<
 
 test-tools: $(TOOLS)
 

@@ -17,7 +17,9 @@ set -eu
 BUILD_PKGS="apache2 apache2-dev libjwt-dev libjansson-dev libssl-dev pkg-config gcc make"
 RUN_PKGS="apache2-utils openssl curl"
 # python3-jwt only recommends python3-cryptography, which it needs for RS/ES keys.
-TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography redis-server memcached wrk"
+# golang-go and go-oidc build t/bin/kube_verify, kube-apiserver's verifier
+# (make test-tools, GOPATH mode).
+TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography golang-go golang-github-coreos-go-oidc-dev redis-server memcached wrk"
 # The conformance tests run npm packages (t/node); Debian's nodejs only
 # when the machine has no node of its own.
 command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"

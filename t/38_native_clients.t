@@ -17,7 +17,7 @@ use RunaiHosts;
 
 my $s = load_secrets();
 my $P = vhost_port('native');
-my $PLAIN = vhost_port('native-plain');
+my $PLAIN = vhost_port('native_plain');
 my $ISS = "http://127.0.0.1:$P/auth/realms/runai";
 my $KC_TOKEN = '/auth/realms/runai/protocol/openid-connect/token';
 my $USERINFO = '/auth/realms/runai/protocol/openid-connect/userinfo';
