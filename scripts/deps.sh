@@ -18,6 +18,9 @@ BUILD_PKGS="apache2 apache2-dev libjwt-dev libjansson-dev libssl-dev pkg-config 
 RUN_PKGS="apache2-utils openssl curl"
 # python3-jwt only recommends python3-cryptography, which it needs for RS/ES keys.
 TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography redis-server memcached wrk"
+# t/39_ldap.t runs its own slapd (/usr/sbin/slapd with a generated
+# configuration, never the system service) and loads it with ldapadd.
+TEST_PKGS="$TEST_PKGS slapd ldap-utils"
 # The conformance tests run npm packages (t/node); Debian's nodejs only
 # when the machine has no node of its own.
 command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"
