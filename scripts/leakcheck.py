@@ -188,7 +188,7 @@ class Mix:
                    {"grantType": "app_token", "appSecret": "x"})
         self.token("app_token not enabled", 400, "pw.test",
                    {"grantType": "app_token", "appID": "app-md5", "appSecret": s["app-md5"]})
-        self.token("app_token provider fails", 500, "broken.test",
+        self.token("app_token provider fails", 503, "broken.test",
                    {"grantType": "app_token", "appID": "app-md5", "appSecret": s["app-md5"]})
         self.token("app_token chunked body", 200, "rs.test",
                    {"appID": "app-md5", "appSecret": s["app-md5"]}, chunked=True)
@@ -220,7 +220,7 @@ class Mix:
                    {"grantType": "password", "password": "x"})
         self.token("password not enabled", 400, "app.test",
                    {"grantType": "password", "username": "alice", "password": s["alice"]})
-        self.token("password provider fails", 500, "broken.test",
+        self.token("password provider fails", 503, "broken.test",
                    {"grantType": "password", "username": "alice", "password": s["alice"]})
         return self.json_of(d1)
 
@@ -517,7 +517,7 @@ class Mix:
         self.oauth("oauth NUL", 400, "rs.test", b"grant_type=password&username=a%00b")
         self.oauth("oauth bad UTF-8", 400, "rs.test", b"grant_type=password&username=%c3%28")
         self.oauth("oauth empty body", 400, "rs.test", b"")
-        self.oauth("oauth provider fails", 500, "broken.test",
+        self.oauth("oauth provider fails", 503, "broken.test",
                    [("grant_type", "client_credentials"), ("client_id", "app-md5"),
                     ("client_secret", s["app-md5"])])
 

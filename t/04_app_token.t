@@ -180,17 +180,18 @@ for my $case ([passonly => [qw(app_token implicit_app client_credentials)], 1],
     record_token($_) for grep { defined } values %{ response_json($res) || {} };
 }
 
-# --- a provider that fails answers 500, the detail only in the log ---
+# --- a provider that cannot answer: 503 with Retry-After, the detail only in the log ---
 for my $case (['app_token', $full{app_token}], ['password', $full{password}]) {
     my($grant, $data) = @$case;
     my $res = token_request($data, vhost => 'broken');
-    check_error($res, 500, qr/^internal error$/, "broken provider: $grant");
+    check_error($res, 503, qr/^the user directory is unavailable$/, "broken provider: $grant");
+    is($res->header('Retry-After'), 5, "broken provider: $grant: Retry-After 5");
     unlike($res->content, qr/htpasswd|no-such-file|fixtures/,
            "broken provider: $grant: no detail in the answer");
 }
 {
     my $res = post_json('/v1/k8s/auth/oauth/apptoken', $legacy, vhost => 'broken');
-    check_error($res, 500, qr/^internal error$/, 'broken provider: legacy apptoken');
+    check_error($res, 503, qr/^the user directory is unavailable$/, 'broken provider: legacy apptoken');
     check_legacy_headers($res, 'broken provider: legacy apptoken', 1);
 }
 

@@ -16,7 +16,7 @@
 #   - case variants and white space around a name share its counters;
 #   - the OAuth dialect answers RFC 6749 codes (invalid_grant for a user,
 #     invalid_client for a client), with 429 and Retry-After;
-#   - a provider that fails (500) leaves no count behind.
+#   - a provider that fails (503) leaves no count behind.
 # Requests leave from 127.18.N.x (N from the PID), one address per case.
 use strict;
 use warnings FATAL => 'all';
@@ -81,7 +81,7 @@ RunaiTokenClient webapp https://app.example.test/callback
     RunaiTokenPasswordProvider t18-users
     RunaiTokenThrottle $LIMIT 60
 </Location>
-# a provider that fails: every check answers 500
+# a provider that fails: every check answers 503
 <Location /v1/k8s/auth/oauth/apptoken>
     RunaiTokenAppProvider t18-missing
 </Location>
@@ -267,8 +267,8 @@ my $locked = fresh_addr();
         send_req(json_req($p, { id => 'svc', name => 'x', secret => $app_secret }, $addr,
                           '/v1/k8s/auth/oauth/apptoken'))->code
     } 1 .. $LIMIT + 2;
-    is("@codes", join(' ', (500) x ($LIMIT + 2)),
-       'a failing provider: ' . ($LIMIT + 2) . ' attempts, each a 500, none throttled');
+    is("@codes", join(' ', (503) x ($LIMIT + 2)),
+       'a failing provider: ' . ($LIMIT + 2) . ' attempts, each a 503, none throttled');
     is(app($p, 'svc', $app_secret, $addr)->code, 200, 'and the same address is then granted');
 }
 

@@ -37,7 +37,7 @@ my $marker = 'once-' . time . "-$$";
 is(token_request({ grantType => 'password', username => $marker, password => $s->{wrong} })->code,
    401, 'an unknown user with a unique name is refused');
 is(token_request({ appID => 'app-md5', appSecret => $s->{apps}{'app-md5'} }, vhost => 'broken')->code,
-   500, 'a failing provider answers 500');
+   503, 'a failing provider answers 503');
 
 # the module writes its line when the request ends: wait for the last one
 my $error_log = catfile($logs, 'error_log');

@@ -51,6 +51,21 @@ static json_t *number_value(const char *s, int *bad)
     return NULL;
 }
 
+/* The next separator of a list from s: a comma, or "; " (a semicolon and
+ * a space), which is how mod_authnz_ldap joins the values of a
+ * multi-valued attribute in its AUTHENTICATE_* variables. A semicolon
+ * followed by anything else is part of an item, and commas separate as
+ * they always did. NULL when there is none. */
+static const char *list_separator(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == ',' || (s[0] == ';' && s[1] == ' ')) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
 json_t *rt_claim_value(const char *text, rt_claim_type type, int *bad)
 {
     static const char *const yes[] = {"true", "yes", "on", "1", NULL};
@@ -79,7 +94,7 @@ json_t *rt_claim_value(const char *text, rt_claim_type type, int *bad)
         const char *s = text;
 
         while (*s) {
-            const char *e = strchr(s, ',');
+            const char *e = list_separator(s);
             const char *end = e ? e : s + strlen(s);
             const char *a = s, *b = end;
 
@@ -92,7 +107,7 @@ json_t *rt_claim_value(const char *text, rt_claim_type type, int *bad)
             if (b > a) {
                 json_array_append_new(arr, json_stringn(a, (size_t)(b - a)));
             }
-            s = e ? e + 1 : end;
+            s = e ? e + (*e == ',' ? 1 : 2) : end;
         }
         if (json_array_size(arr) == 0) {
             json_decref(arr);

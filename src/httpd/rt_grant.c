@@ -45,6 +45,18 @@ static rt_error *store_down(rt_ctx *c)
     return fail(c, RT_ERR_STORE_DOWN, "session store unavailable");
 }
 
+/* A provider that could not answer (a directory that is down): 503 with
+ * Retry-After, whether it was asked for credentials or by
+ * RunaiTokenRefreshRequire. */
+#define RT_DIRECTORY_RETRY_AFTER "5"
+
+static rt_error *directory_down(rt_ctx *c)
+{
+    apr_table_setn(c->r->err_headers_out, "Retry-After",
+                   RT_DIRECTORY_RETRY_AFTER);
+    return fail(c, RT_ERR_DIRECTORY_DOWN, "the user directory is unavailable");
+}
+
 /* aud: a string for one audience, an array for several: first (when not
  * NULL), then the values of a, then those of more (may be NULL), each
  * once. */
@@ -179,7 +191,8 @@ static json_t *token_reply(rt_ctx *c, const char *access, const char *id,
 
 /* Throttle, check the credentials (an app's secret when app is set, else a
  * user's password), count the outcome: NULL when they hold, else the
- * error to answer (429, 500, or denied with message when they are wrong).
+ * error to answer (429; 503 when the provider could not answer; denied
+ * with message when they are wrong).
  * The one path for the grants and for client authentication. */
 static rt_error *check_credentials(rt_ctx *c, int app, const char *user,
                                    const char *secret, rt_error_kind denied,
@@ -212,8 +225,10 @@ static rt_error *check_credentials(rt_ctx *c, int app, const char *user,
         rt_throttle_settle(c->r, t, RT_THROTTLE_FAILED);
         return fail(c, denied, message);
     default:
+        /* Neither a yes nor a no (rt_authn_check logged why): the client
+         * may try again, and nothing is counted against it. */
         rt_throttle_settle(c->r, t, RT_THROTTLE_UNANSWERED);
-        return fail(c, RT_ERR_INTERNAL, "internal error");
+        return directory_down(c);
     }
 }
 
@@ -374,8 +389,7 @@ static int refresh_client_ok(request_rec *r, const rt_login *l, void *baton)
                           "RunaiTokenRefreshRequire %s could not decide for "
                           "'%s': refresh refused, session kept",
                           failed, ap_escape_logitem(r->pool, l->sub));
-            c->refused = fail(c, RT_ERR_DIRECTORY_DOWN,
-                              "the user directory is unavailable");
+            c->refused = directory_down(c);
             break;
         default:
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,

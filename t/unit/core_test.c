@@ -222,6 +222,18 @@ static void test_claims(void)
     claim_is("", RT_CLAIM_STRING, NULL, 0, "empty claim omitted");
     claim_is("a, b,,c ", RT_CLAIM_LIST, "[\"a\",\"b\",\"c\"]", 0, "list");
     claim_is(" , ,", RT_CLAIM_LIST, NULL, 0, "list of nothing omitted");
+    /* mod_authnz_ldap joins an attribute's values with "; " */
+    claim_is("ml-team; research; gpu users", RT_CLAIM_LIST,
+             "[\"ml-team\",\"research\",\"gpu users\"]", 0,
+             "list of values joined with \"; \"");
+    claim_is("a,b; c, d;e", RT_CLAIM_LIST, "[\"a\",\"b\",\"c\",\"d;e\"]", 0,
+             "list: commas and \"; \" both separate, a bare ';' does not");
+    claim_is("a;b;c", RT_CLAIM_LIST, "[\"a;b;c\"]", 0,
+             "list: semicolons without a space stay in the item");
+    claim_is(";  ; ;", RT_CLAIM_LIST, "[\";\"]", 0,
+             "list: empty items between \"; \" dropped, a last ';' kept");
+    claim_is("solo", RT_CLAIM_LIST, "[\"solo\"]", 0, "list of one value");
+    claim_is("x;", RT_CLAIM_LIST, "[\"x;\"]", 0, "list: a ';' at the end");
     claim_is("42", RT_CLAIM_NUMBER, "42", 0, "integer");
     claim_is("-4.5", RT_CLAIM_NUMBER, "-4.5", 0, "decimal");
     claim_is("4x", RT_CLAIM_NUMBER, NULL, 1, "bad number flagged");
