@@ -29,7 +29,8 @@ sub form { my @kv = @_; my @p; while (my($k, $v) = splice @kv, 0, 2) { push @p, 
 sub form_post {
     my($path, $params, %o) = @_;
     return http_request(port => $o{port} // $P, method => 'POST', path => $path, body => form(@$params),
-                        type => 'application/x-www-form-urlencoded', headers => $o{headers} || []);
+                        type => 'application/x-www-form-urlencoded', headers => $o{headers} || [],
+                        ($o{local_addr} ? (local_addr => $o{local_addr}) : ()));
 }
 sub claims_of { my(undef, $c) = jwt_parts(shift); return $c || {} }
 sub oauth_tokens {
@@ -44,60 +45,59 @@ sub oauth_tokens {
 sub throttled_lines { scalar(() = (slurp($error_log) // '') =~ /throttled: too many failed attempts/g) }
 
 # --- 0. Basic with an empty secret: a public client names itself ------------
+# Users and an address of this file's own: the throttle counts by user and
+# by address, and other files fail passwords of alice, bob and carol from
+# 127.0.0.1.
+my %nu = map { ($_ => random_secret()) } qw(nina omar pia);
+htpasswd_file(catfile($logs, 'native-users.htpasswd'), %nu);
+note_secret("password of $_", $nu{$_}) for sort keys %nu;
 {
     my $before = throttled_lines();
+    my $post = sub { my($path, $params, @h) = @_; form_post($path, $params, headers => [@h], local_addr => '127.0.0.38') };
     # header first (requests-oauthlib, and Go's first try), three users in a
     # row: with RunaiTokenThrottle 2 60 a counted failure would show by the third
-    for my $user (qw(alice bob carol)) {
-        my $b = oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => $user,
-                                                   password => $s->{users}{$user}],
-                                       headers => [Authorization => basic_auth('runai-cli', '')]),
+    for my $user (qw(nina omar pia)) {
+        my $b = oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => $user,
+                                                   password => $nu{$user}], Authorization => basic_auth('runai-cli', '')),
                              "Basic runai-cli: (empty secret), password grant of $user");
         is(claims_of($b->{access_token})->{azp}, 'runai-cli', "$user: the client is identified (azp runai-cli)");
         ok(defined $b->{refresh_token}, "$user: a refresh token");
     }
     # body first (Go's second try), and both agreeing
-    oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                       password => $s->{users}{alice}, client_id => 'runai-cli']),
+    oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                       password => $nu{nina}, client_id => 'runai-cli']),
                  'client_id in the body, no Basic');
-    oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => 'bob',
-                                       password => $s->{users}{bob}, client_id => 'runai-cli'],
-                           headers => [Authorization => basic_auth('runai-cli', '')]),
+    oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => 'omar',
+                                     password => $nu{omar}, client_id => 'runai-cli'],
+                         Authorization => basic_auth('runai-cli', '')),
                  'Basic with an empty secret and the same client_id in the body');
     # the refresh grant the same way
-    my $b = oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                               password => $s->{users}{alice}],
-                                   headers => [Authorization => basic_auth('runai-cli', '')]),
+    my $b = oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                               password => $nu{nina}], Authorization => basic_auth('runai-cli', '')),
                          'login for a refresh with an empty Basic secret');
-    oauth_tokens(form_post($KC_TOKEN, [grant_type => 'refresh_token', refresh_token => $b->{refresh_token}],
-                           headers => [Authorization => basic_auth('runai-cli', '')]),
+    oauth_tokens($post->($KC_TOKEN, [grant_type => 'refresh_token', refresh_token => $b->{refresh_token}], Authorization => basic_auth('runai-cli', '')),
                  'refresh with Basic runai-cli: (empty secret)');
     # a confidential client is identified too, and then asked for its secret:
     # refused, and nothing counted against anyone
     for (1 .. 3) {
-        my $res = form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                        password => $s->{users}{alice}],
-                            headers => [Authorization => basic_auth('app-bcrypt', '')]);
+        my $res = $post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                        password => $nu{nina}], Authorization => basic_auth('app-bcrypt', ''));
         check_oauth_error($res, 401, 'invalid_client', "Basic app-bcrypt: (confidential, empty secret), try $_",
                           desc => qr/client authentication required/);
     }
-    oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                       password => $s->{users}{alice}],
-                           headers => [Authorization => basic_auth('app-bcrypt', $s->{apps}{'app-bcrypt'})]),
+    oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                       password => $nu{nina}], Authorization => basic_auth('app-bcrypt', $s->{apps}{'app-bcrypt'})),
                  'app-bcrypt with its secret, after three empty ones: not throttled');
     # the name in the header, the secret in the body: one set of credentials
-    oauth_tokens(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                       password => $s->{users}{alice}, client_secret => $s->{apps}{'app-bcrypt'}],
-                           headers => [Authorization => basic_auth('app-bcrypt', '')]),
+    oauth_tokens($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                       password => $nu{nina}, client_secret => $s->{apps}{'app-bcrypt'}], Authorization => basic_auth('app-bcrypt', '')),
                  'Basic app-bcrypt: with client_secret in the body');
-    check_oauth_error(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                            password => $s->{users}{alice}, client_secret => $s->{apps}{'app-bcrypt'}],
-                                headers => [Authorization => basic_auth('app-bcrypt', $s->{apps}{'app-bcrypt'})]),
+    check_oauth_error($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                            password => $nu{nina}, client_secret => $s->{apps}{'app-bcrypt'}], Authorization => basic_auth('app-bcrypt', $s->{apps}{'app-bcrypt'})),
                       400, 'invalid_request', 'a secret in the header and in the body');
     # a conflict is still one
-    check_oauth_error(form_post($KC_TOKEN, [grant_type => 'password', username => 'alice',
-                                            password => $s->{users}{alice}, client_id => 'kubelogin'],
-                                headers => [Authorization => basic_auth('runai-cli', '')]),
+    check_oauth_error($post->($KC_TOKEN, [grant_type => 'password', username => 'nina',
+                                            password => $nu{nina}, client_id => 'kubelogin'], Authorization => basic_auth('runai-cli', '')),
                       400, 'invalid_request', 'Basic runai-cli: and client_id kubelogin in the body');
     is(throttled_lines(), $before, 'no throttled line was written (nothing was counted against anyone)');
 }
@@ -162,14 +162,14 @@ sub throttled_lines { scalar(() = (slurp($error_log) // '') =~ /throttled: too m
 
 # --- 2. the id token's audience -----------------------------------------------
 {
-    my $b = tokens_ok(password_login($P, 'alice', $s->{users}{alice}, clientID => 'runai-cli'), 'runai-cli login');
+    my $b = tokens_ok(password_login($P, 'nina', $nu{nina}, clientID => 'runai-cli'), 'runai-cli login');
     my $id = claims_of($b->{idToken});
     is_deeply($id->{aud}, ['runai-cli', 'runai'], 'id token aud: the client, then RunaiTokenIdTokenAudience');
     is($id->{azp}, 'runai-cli', 'id token azp: the client');
     is(claims_of($b->{accessToken})->{aud}, 'runai', 'access token aud: RunaiTokenAudience alone');
-    my $k = tokens_ok(password_login($P, 'bob', $s->{users}{bob}, clientID => 'kubelogin'), 'kubelogin login');
+    my $k = tokens_ok(password_login($P, 'omar', $nu{omar}, clientID => 'kubelogin'), 'kubelogin login');
     is_deeply(claims_of($k->{idToken})->{aud}, ['kubelogin', 'runai'], 'kubelogin id token aud');
-    my $n = tokens_ok(password_login($P, 'bob', $s->{users}{bob}), 'login without a client');
+    my $n = tokens_ok(password_login($P, 'omar', $nu{omar}), 'login without a client');
     is(claims_of($n->{idToken})->{aud}, 'runai', 'no client: aud is the audience, not repeated');
     my $p = tokens_ok(password_login($PLAIN, 'alice', $s->{users}{alice}, clientID => 'runai-cli'), 'plain host');
     is(claims_of($p->{idToken})->{aud}, 'runai-cli', 'without the directive: aud is the client alone');
@@ -184,16 +184,16 @@ sub throttled_lines { scalar(() = (slurp($error_log) // '') =~ /throttled: too m
 
 # --- 5. UserInfo ------------------------------------------------------------------
 {
-    my $b = tokens_ok(password_login($P, 'alice', $s->{users}{alice}, clientID => 'runai-cli'), 'login for userinfo');
+    my $b = tokens_ok(password_login($P, 'pia', $nu{pia}, clientID => 'runai-cli'), 'login for userinfo');
     for my $m (qw(GET POST)) {
         my $res = http_request(port => $P, method => $m, path => $USERINFO,
                                headers => [Authorization => "Bearer $b->{accessToken}"]);
         is($res->code, 200, "userinfo $m: 200") or diag($res->as_string);
         like($res->header('Cache-Control') // '', qr/no-store/, "userinfo $m: no-store");
         my $u = response_json($res) || {};
-        is($u->{sub}, 'alice', "userinfo $m: sub");
-        is($u->{email}, 'alice@example.com', "userinfo $m: a configured claim");
-        is($u->{preferred_username}, 'alice', "userinfo $m: preferred_username");
+        is($u->{sub}, 'pia', "userinfo $m: sub");
+        is($u->{email}, 'pia@example.com', "userinfo $m: a configured claim");
+        is($u->{preferred_username}, 'pia', "userinfo $m: preferred_username");
         is(join(',', grep { exists $u->{$_} } qw(iss aud exp iat jti azp sid)), '', "userinfo $m: no token claims");
     }
     my $res = http_request(port => $P, method => 'GET', path => $USERINFO);
