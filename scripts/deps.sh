@@ -17,7 +17,9 @@ set -eu
 BUILD_PKGS="apache2 apache2-dev libjwt-dev libjansson-dev libssl-dev pkg-config gcc make"
 RUN_PKGS="apache2-utils openssl curl"
 # python3-jwt only recommends python3-cryptography, which it needs for RS/ES keys.
-TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography redis-server memcached wrk"
+# libapache2-mod-auth-openidc: t/41_sso.t loads it in an httpd of its own
+# (LoadModule with its path); it is never enabled in the system's apache2.
+TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography redis-server memcached wrk libapache2-mod-auth-openidc"
 # The conformance tests run npm packages (t/node); Debian's nodejs only
 # when the machine has no node of its own.
 command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"
@@ -111,6 +113,21 @@ apache_was_running=0
 if [ -s "$apache_pidfile" ] && kill -0 "$(cat "$apache_pidfile")" 2>/dev/null; then
     apache_was_running=1
 fi
+
+# A module package enables itself in the system's apache2 (its postinst
+# runs a2enmod) unless the administrator disabled it before. The tests load
+# mod_auth_openidc by path and the system's apache2 must not change: mark it
+# disabled by the administrator, as `a2dismod` would, when nothing says
+# otherwise yet.
+case " $missing " in
+*" libapache2-mod-auth-openidc "*)
+    state=/var/lib/apache2/module
+    if [ -z "$(find "$state" -type f -name auth_openidc 2>/dev/null)" ]; then
+        mkdir -p "$state/disabled_by_admin"
+        : >"$state/disabled_by_admin/auth_openidc"
+    fi
+    ;;
+esac
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
