@@ -11,8 +11,10 @@
 # the upstream access token (its UserInfo answers it); a second authorize
 # in the same mod_auth_openidc session needs no upstream trip. Refused: a
 # wrong password and an unknown account (the upstream answers
-# access_denied), and a user the upstream knows but `Require claim` does
-# not admit; none of them yields a code. No secret reaches the logs.
+# access_denied), a user the upstream knows but `Require claim` does not
+# admit, and a request that is no browser's (401); none of them yields a
+# code. No secret reaches the logs (the tokens are noted and recorded by
+# reply_of, the passwords and secrets by random_secret).
 use strict;
 use warnings FATAL => 'all';
 use FindBin ();
@@ -31,7 +33,7 @@ use POSIX ();
 use Time::HiRes ();
 use URI ();
 use RunaiHosts;
-use RunaiTest qw(jwt_parts verify_crypt_jwt record_token);
+use RunaiTest qw(jwt_parts verify_crypt_jwt);
 
 # What this test needs and cannot do without: a failure, never a skip.
 sub give_up {
