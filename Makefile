@@ -85,11 +85,12 @@ t/bin/kube_verify: t/tools/kube_verify.go
 test-tools: $(TOOLS)
 
 # The whole suite on a fresh machine: packages, npm modules of the
-# conformance tests, configure, build, run.
+# conformance tests (again when t/node/package-lock.json is newer than the
+# installed ones), configure, build, run.
 test:
 	scripts/deps.sh
-	[ -d t/node/node_modules ] || [ ! -f t/node/package-lock.json ] || \
-	    npm ci --prefix t/node --no-audit --no-fund
+	[ t/node/node_modules/.package-lock.json -nt t/node/package-lock.json ] || \
+	    [ ! -f t/node/package-lock.json ] || npm ci --prefix t/node --no-audit --no-fund
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
 	$(MAKE) check
 
@@ -105,8 +106,8 @@ check: all unit test-tools
 # on a failed test or on any sanitizer report. See docs/sanitizers.md.
 test-asan:
 	scripts/deps.sh --sanitizers
-	[ -d t/node/node_modules ] || [ ! -f t/node/package-lock.json ] || \
-	    npm ci --prefix t/node --no-audit --no-fund
+	[ t/node/node_modules/.package-lock.json -nt t/node/package-lock.json ] || \
+	    [ ! -f t/node/package-lock.json ] || npm ci --prefix t/node --no-audit --no-fund
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
 	$(MAKE) check-asan
 

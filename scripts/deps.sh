@@ -23,6 +23,9 @@ TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 lib
 # t/39_ldap.t runs its own slapd (/usr/sbin/slapd with a generated
 # configuration, never the system service) and loads it with ldapadd.
 TEST_PKGS="$TEST_PKGS slapd ldap-utils"
+# libapache2-mod-auth-openidc: t/41_sso.t loads it in an httpd of its own
+# (LoadModule with its path); it is never enabled in the system's apache2.
+TEST_PKGS="$TEST_PKGS libapache2-mod-auth-openidc"
 # The conformance tests run npm packages (t/node); Debian's nodejs only
 # when the machine has no node of its own.
 command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"
@@ -116,6 +119,21 @@ apache_was_running=0
 if [ -s "$apache_pidfile" ] && kill -0 "$(cat "$apache_pidfile")" 2>/dev/null; then
     apache_was_running=1
 fi
+
+# A module package enables itself in the system's apache2 (its postinst
+# runs a2enmod) unless the administrator disabled it before. The tests load
+# mod_auth_openidc by path and the system's apache2 must not change: mark it
+# disabled by the administrator, as `a2dismod` would, when nothing says
+# otherwise yet.
+case " $missing " in
+*" libapache2-mod-auth-openidc "*)
+    state=/var/lib/apache2/module
+    if [ -z "$(find "$state" -type f -name auth_openidc 2>/dev/null)" ]; then
+        mkdir -p "$state/disabled_by_admin"
+        : >"$state/disabled_by_admin/auth_openidc"
+    fi
+    ;;
+esac
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >&2
