@@ -10,12 +10,16 @@
 #include <jansson.h>
 
 const char *const rt_request_field_names[RT_F__COUNT] = {
-    "grantType",     "appID",        "appSecret",
-    "username",      "password",     "clientID",
-    "clientSecret",  "code",         "redirectUri",
-    "refreshToken",  "codeVerifier", "id",
-    "name",          "secret",       "token",
-    "tokenTypeHint", "idTokenHint",  "postLogoutRedirectUri",
+    "grantType",    "appID",
+    "appSecret",    "username",
+    "password",     "clientID",
+    "clientSecret", "code",
+    "redirectUri",  "refreshToken",
+    "codeVerifier", "deviceCode",
+    "scope",        "id",
+    "name",         "secret",
+    "token",        "tokenTypeHint",
+    "idTokenHint",  "postLogoutRedirectUri",
     "state",
 };
 
