@@ -453,6 +453,7 @@ static json_t *poll_step(request_rec *r, json_t *old, void *baton,
     }
     b->p->client = rt_login_str(r->pool, old, "cid");
     dexp = json_integer_value(json_object_get(old, "exp"));
+    b->p->exp = dexp;
     if (dexp <= apr_time_sec(r->request_time)) {
         b->p->state = RT_DEVICE_EXPIRED;
         return NULL;
@@ -501,13 +502,14 @@ void rt_device_poll(request_rec *r, const char *device_code,
         return;
     }
     if (p->state == RT_DEVICE_PENDING && s[1].st == RT_STORE_OK) {
-        p->state = json_object_get(s[1].got, "denied") ? RT_DEVICE_DENIED
-                                                       : RT_DEVICE_APPROVED;
+        p->state = json_object_get(s[1].got, "spent")    ? RT_DEVICE_INVALID
+                   : json_object_get(s[1].got, "denied") ? RT_DEVICE_DENIED
+                                                         : RT_DEVICE_APPROVED;
     }
 }
 
 rt_store_status rt_device_redeem(request_rec *r, const char *device_code,
-                                 rt_login *l)
+                                 apr_int64_t exp, rt_login *l)
 {
     unsigned char digest[RT_SHA256_LEN];
     rt_store_step s[2];
@@ -519,10 +521,17 @@ rt_store_status rt_device_redeem(request_rec *r, const char *device_code,
     s[0].op = RT_STORE_TAKE;
     s[0].kind = RT_REC_DECISION;
     s[0].digest = digest;
-    /* The device code is spent: later polls hear invalid_grant. */
-    s[1].op = RT_STORE_REMOVE;
-    s[1].kind = RT_REC_DEVICE;
-    s[1].material = device_code;
+    /* In the approval's place, in the same turn of the mutex, the mark of
+     * a spent code (written by the losers too: the same mark): later
+     * polls hear invalid_grant, on every host. */
+    s[1].op = RT_STORE_PUT;
+    s[1].kind = RT_REC_DECISION;
+    s[1].digest = digest;
+    s[1].put = rt_json_pool_own(r->pool, json_pack("{s:b}", "spent", 1));
+    s[1].exp = exp + GRACE;
+    if (s[1].put == NULL) {
+        return RT_STORE_DOWN;
+    }
     rt_store_steps(r, s, 2);
     if (s[0].st != RT_STORE_OK) {
         return s[0].st;

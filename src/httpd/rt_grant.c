@@ -590,7 +590,7 @@ static rt_error *grant_device(rt_ctx *c, json_t **reply)
     }
     /* Of concurrent polls, one takes the approval; the others find the
      * device code spent. */
-    switch (rt_device_redeem(c->r, code, &l)) {
+    switch (rt_device_redeem(c->r, code, p.exp, &l)) {
     case RT_STORE_OK:
         break;
     case RT_STORE_NOTFOUND:
