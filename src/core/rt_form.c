@@ -18,7 +18,6 @@ static const rt_form_param params[] = {
     {"redirect_uri", 0, RT_F_REDIRECT_URI},
     {"code_verifier", 0, RT_F_CODE_VERIFIER},
     {"device_code", 0, RT_F_DEVICE_CODE},
-    {"scope", 0, RT_F_SCOPE},
     {"token", 0, RT_F_TOKEN},
     {"token_type_hint", 0, RT_F_TOKEN_TYPE_HINT},
     {"id_token_hint", 0, RT_F_ID_TOKEN_HINT},

@@ -17,7 +17,8 @@ typedef enum {
     RT_REC_PING = 'p',      /* liveness probe of the store */
     RT_REC_DEVICE = 'd',    /* a device authorization (RFC 8628), by its code */
     RT_REC_USER_CODE = 'k', /* ... by its user code: the device code's hash */
-    RT_REC_DECISION = 'g'   /* the user's approval or denial of a device */
+    RT_REC_DECISION = 'g',  /* the user's approval or denial of a device */
+    RT_REC_DEVICE_SPENT = 'y' /* ... a device code being or been redeemed */
 } rt_rec_kind;
 
 #define RT_REC_VERSION 1

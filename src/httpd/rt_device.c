@@ -110,8 +110,7 @@ static json_t *put_new(request_rec *r, json_t *old, void *baton,
  * then the code drawn. */
 static rt_store_status mint(request_rec *r, const char *device_code,
                             const unsigned char *digest, const char *client,
-                            const char *scope, apr_int64_t exp,
-                            const char **user_code)
+                            apr_int64_t exp, const char **user_code)
 {
     json_t *dev = rt_json_pool_own(
         r->pool, json_pack("{s:s,s:I,s:i,s:I}", "cid", client, "exp",
@@ -125,9 +124,6 @@ static rt_store_status mint(request_rec *r, const char *device_code,
 
     if (dev == NULL || uc == NULL) {
         return RT_STORE_DOWN;
-    }
-    if (scope != NULL) {
-        json_object_set_new(dev, "scope", json_string(scope));
     }
     memset(s, 0, sizeof(s));
     s[0].op = RT_STORE_PUT;
@@ -206,8 +202,8 @@ rt_error *rt_device_authorize(rt_ctx *c, json_t **reply)
                       "failed");
         return refuse(c, RT_ERR_INTERNAL, "internal error");
     }
-    if (mint(r, device_code, digest, id, rt_request_field(&c->f, RT_F_SCOPE),
-             apr_time_sec(r->request_time) + life, &user_code) != RT_STORE_OK) {
+    if (mint(r, device_code, digest, id, apr_time_sec(r->request_time) + life,
+             &user_code) != RT_STORE_OK) {
         return refuse(c, RT_ERR_STORE_DOWN, "session store unavailable");
     }
     shown = apr_psprintf(r->pool, "%.4s-%s", user_code, user_code + 4);
@@ -477,7 +473,7 @@ void rt_device_poll(request_rec *r, const char *device_code,
 {
     unsigned char digest[RT_SHA256_LEN];
     poll_baton b = {p, (apr_int64_t)apr_time_as_msec(r->request_time)};
-    rt_store_step s[2];
+    rt_store_step s[3];
 
     memset(p, 0, sizeof(*p));
     memset(s, 0, sizeof(s));
@@ -493,18 +489,28 @@ void rt_device_poll(request_rec *r, const char *device_code,
     s[0].fn = poll_step;
     s[0].baton = &b;
     s[0].confirm_miss = 1;
+    /* The decision, then the spent mark, in this order: a redeeming poll
+     * writes the mark before it takes the decision, so a decision gone
+     * with no mark is one never made, on any host. */
     s[1].op = RT_STORE_GET;
     s[1].kind = RT_REC_DECISION;
     s[1].digest = digest;
-    rt_store_steps(r, s, 2);
+    s[2].op = RT_STORE_GET;
+    s[2].kind = RT_REC_DEVICE_SPENT;
+    s[2].digest = digest;
+    rt_store_steps(r, s, 3);
     if (s[0].st != RT_STORE_OK) {
         p->state = RT_DEVICE_DOWN;
         return;
     }
-    if (p->state == RT_DEVICE_PENDING && s[1].st == RT_STORE_OK) {
-        p->state = json_object_get(s[1].got, "spent")    ? RT_DEVICE_INVALID
-                   : json_object_get(s[1].got, "denied") ? RT_DEVICE_DENIED
-                                                         : RT_DEVICE_APPROVED;
+    if (p->state != RT_DEVICE_PENDING) {
+        return;
+    }
+    if (s[1].st == RT_STORE_OK) {
+        p->state = json_object_get(s[1].got, "denied") ? RT_DEVICE_DENIED
+                                                       : RT_DEVICE_APPROVED;
+    } else if (s[2].st == RT_STORE_OK) {
+        p->state = RT_DEVICE_INVALID;
     }
 }
 
@@ -518,25 +524,26 @@ rt_store_status rt_device_redeem(request_rec *r, const char *device_code,
         return RT_STORE_DOWN;
     }
     memset(s, 0, sizeof(s));
-    s[0].op = RT_STORE_TAKE;
-    s[0].kind = RT_REC_DECISION;
+    /* The spent mark first (every redeeming poll writes the same), then
+     * the take: of concurrent takers, on one host or several, one gets
+     * the approval; any poll that then finds it gone finds the mark, and
+     * hears invalid_grant. */
+    s[0].op = RT_STORE_PUT;
+    s[0].kind = RT_REC_DEVICE_SPENT;
     s[0].digest = digest;
-    /* In the approval's place, in the same turn of the mutex, the mark of
-     * a spent code (written by the losers too: the same mark): later
-     * polls hear invalid_grant, on every host. */
-    s[1].op = RT_STORE_PUT;
+    s[0].put = rt_json_pool_own(r->pool, json_object());
+    s[0].exp = exp + GRACE;
+    s[1].op = RT_STORE_TAKE;
     s[1].kind = RT_REC_DECISION;
     s[1].digest = digest;
-    s[1].put = rt_json_pool_own(r->pool, json_pack("{s:b}", "spent", 1));
-    s[1].exp = exp + GRACE;
-    if (s[1].put == NULL) {
+    if (s[0].put == NULL) {
         return RT_STORE_DOWN;
     }
     rt_store_steps(r, s, 2);
-    if (s[0].st != RT_STORE_OK) {
-        return s[0].st;
+    if (s[0].st != RT_STORE_OK || s[1].st != RT_STORE_OK) {
+        return s[0].st != RT_STORE_OK ? s[0].st : s[1].st;
     }
-    return rt_login_from_json(r->pool, json_object_get(s[0].got, "login"), l)
+    return rt_login_from_json(r->pool, json_object_get(s[1].got, "login"), l)
                ? RT_STORE_OK
                : RT_STORE_NOTFOUND;
 }

@@ -3,8 +3,8 @@
  * the polls (the grant itself is in rt_grant.c). Three records: the device
  * code's (client, expiry, interval, last poll), the user code's (the
  * device code's hash, spent by the one decision), and the decision's
- * (the login, or a denial), which the one poll that gets tokens takes and
- * replaces with the mark of a spent code. */
+ * (the login, or a denial), which the one poll that gets tokens takes,
+ * after it wrote a fourth: the mark of a spent code. */
 #ifndef RT_DEVICE_H
 #define RT_DEVICE_H
 
@@ -41,9 +41,9 @@ typedef struct {
 void rt_device_poll(request_rec *r, const char *device_code,
                     rt_device_poll_t *p);
 
-/* Takes the approval of device_code into l (of concurrent polls, on one
- * host or several sharing the store, one gets RT_STORE_OK) and marks the
- * device code spent in its place until GRACE after exp. */
+/* Marks device_code spent (until GRACE after exp), then takes its approval
+ * into l: of concurrent polls, on one host or several sharing the store,
+ * one gets RT_STORE_OK. */
 rt_store_status rt_device_redeem(request_rec *r, const char *device_code,
                                  apr_int64_t exp, rt_login *l);
 
