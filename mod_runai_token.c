@@ -18,6 +18,7 @@
 #include "rt_authn.h"
 #include "rt_authorize.h"
 #include "rt_config.h"
+#include "rt_device.h"
 #include "rt_end.h"
 #include "rt_form.h"
 #include "rt_json.h"
@@ -49,6 +50,7 @@ typedef enum {
     RT_GRANT,     /* grant: JSON body (and forms where form is set) */
     RT_JWKS,      /* the JWKS document */
     RT_DISCOVERY, /* the OIDC discovery document */
+    RT_PAGE,      /* a page for people: its handler reads its own body */
 } rt_route_kind;
 
 /* Dialects of a route's body: JSON only, JSON or a form (the OAuth 2.0
@@ -94,6 +96,11 @@ static const rt_route routes[] = {
      rt_end_user},
     {"/protocol/openid-connect/userinfo", UNDER_ISSUER, GET | POST, RT_GRANT, 0,
      OAUTH, 0, 0, rt_userinfo},
+    /* The device authorization grant (RFC 8628) at Keycloak's paths. */
+    {"/protocol/openid-connect/auth/device", UNDER_ISSUER, POST, RT_GRANT, 0,
+     OAUTH, RT_FIELDS_DEVICE, 0, rt_device_authorize},
+    {"/device", UNDER_ISSUER, GET | POST, RT_PAGE, 0, JSON, 0, 0,
+     rt_device_page},
     {"/.well-known/openid-configuration", UNDER_ISSUER, GET, RT_DISCOVERY, 0,
      JSON, 0, 0, NULL},
     {"/.well-known/openid-configuration", AT_ROOT, GET, RT_DISCOVERY, 0, JSON,
@@ -170,6 +177,10 @@ static const command_rec rt_directives[] = {
     AP_INIT_TAKE1("RunaiTokenCodeLifetime", rt_config_set_code_lifetime, NULL,
                   RSRC_CONF,
                   "Lifetime of authorization codes in seconds; default 60"),
+    AP_INIT_TAKE1("RunaiTokenDeviceCodeLifetime", rt_config_set_device_lifetime,
+                  NULL, RSRC_CONF,
+                  "Lifetime of device codes and their user codes in seconds; "
+                  "default 600"),
     AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
                   "Session store: socache PROVIDER[:ARGS]; default runai-shm"),
     AP_INIT_TAKE1("RunaiTokenStateDir", rt_store_set_state_dir, NULL, RSRC_CONF,
@@ -178,7 +189,7 @@ static const command_rec rt_directives[] = {
                   "under DefaultRuntimeDir"),
     AP_INIT_TAKE_ARGV("RunaiTokenClient", rt_config_set_client, NULL, RSRC_CONF,
                       "Registered client: ID [public|confidential] [pkce] "
-                      "[REDIRECT_URI...]"),
+                      "[device] [REDIRECT_URI...]"),
     AP_INIT_FLAG("RunaiTokenRequirePKCE", rt_config_set_require_pkce, NULL,
                  RSRC_CONF,
                  "On: the authorize endpoint mints codes only with a PKCE "
@@ -374,14 +385,17 @@ static int rt_handler(request_rec *r)
                                                : "GET, HEAD, POST");
         return fail(&c, RT_ERR_METHOD, "method not allowed");
     }
-    if (route->kind != RT_GRANT) {
+    if (route->kind == RT_JWKS || route->kind == RT_DISCOVERY) {
         ap_discard_request_body(r);
         return send_document(r, route->kind == RT_JWKS ? c.sc->jwks
                                                        : c.sc->discovery);
     }
 
     c.outcome = "granted";
-    if (route->fields != 0 && r->method_number == M_POST) {
+    c.args = args;
+    if (route->kind == RT_PAGE) {
+        /* its handler reads the body */
+    } else if (route->fields != 0 && r->method_number == M_POST) {
         err = read_request(&c, route);
     } else {
         ap_discard_request_body(r);

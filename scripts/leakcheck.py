@@ -702,6 +702,48 @@ class Mix:
         return self.want(label, status, "POST", host, "/api/v1/token", form(pairs),
                          {"Content-Type": "application/x-www-form-urlencoded"}, client=cl)
 
+    # ---- the device authorization grant (RFC 8628) -------------------------------
+    def device(self):
+        base = "/auth/realms/runai"
+        dev, tok, page = (base + "/protocol/openid-connect/auth/device",
+                          base + "/protocol/openid-connect/token", base + "/device")
+        grant = "urn:ietf:params:oauth:grant-type:device_code"
+        h = {"Content-Type": "application/x-www-form-urlencoded",
+             "Authorization": basic("alice", self.s["alice"])}
+        if self.store_down:
+            self.oauth("device authorization, store down", 503, "rs.test",
+                       [("client_id", "kubelogin")], path=dev)
+            self.want("device page, store down", 503, "POST", "rs.test", page,
+                      form([("user_code", "BBBB-BBBB"), ("action", "approve")]), h)
+            self.oauth("device poll, store down", 503, "rs.test",
+                       [("grant_type", grant), ("device_code", "x" * 43),
+                        ("client_id", "kubelogin")], path=tok)
+            return
+        self.oauth("device authorization unknown client", 401, "rs.test",
+                   [("client_id", "nope")], path=dev)
+        self.oauth("device authorization without the flag", 400, "rs.test",
+                   [("client_id", "webapp")], path=dev)
+        self.want("device page without credentials", 401, "GET", "rs.test", page)
+        for action, final, again in (("approve", 200, 400), ("deny", 400, 400)):
+            _, _, d = self.oauth(f"device authorization ({action})", 200, "rs.test",
+                                 [("client_id", "kubelogin"), ("scope", "openid")], path=dev)
+            j = self.json_of(d)
+            dc, uc = j.get("device_code", "none"), j.get("user_code", "none")
+            poll = [("grant_type", grant), ("device_code", dc), ("client_id", "kubelogin")]
+            self.oauth("device poll pending", 400, "rs.test", poll, path=tok)
+            self.oauth("device poll slow_down", 400, "rs.test", poll, path=tok)
+            self.want("device page", 200, "GET", "rs.test",
+                      page + "?user_code=" + urllib.parse.quote(uc), headers=h)
+            self.want("device page wrong code", 400, "POST", "rs.test", page,
+                      form([("user_code", "BBBB-BBBB"), ("action", action)]), h)
+            self.want("device page cross-site", 403, "POST", "rs.test", page,
+                      form([("user_code", uc), ("action", action)]),
+                      dict(h, Origin="https://evil.example"))
+            self.want(f"device page {action}", 200, "POST", "rs.test", page,
+                      form([("user_code", uc), ("action", action)]), h)
+            self.oauth(f"device poll after {action}", final, "rs.test", poll, path=tok)
+            self.oauth(f"device poll again after {action}", again, "rs.test", poll, path=tok)
+
     # ---- a round -------------------------------------------------------------
     def round(self, i):
         self.app_token()
@@ -713,6 +755,7 @@ class Mix:
         self.malformed()
         self.documents()
         self.ending()
+        self.device()
         tokens = []   # alice's access token first: the claim checks use it
         if not self.store_down:
             _, _, d = self.token("token for the guard", 200, "rs.test",

@@ -173,6 +173,7 @@ RunaiTokenSigningKey "$work/rsa.pem"
     RunaiTokenSigningKey "$work/ec521.pub.pem" rotated-ec
     RunaiTokenClient runai-cli
     RunaiTokenClient webapp https://app.example.test/callback "http://localhost:8000/cb?tenant=a"
+    RunaiTokenClient kubelogin public device
     RunaiTokenAudience runai kube-apiserver
     RunaiTokenThrottle off
     # the driver shows a rotated token after 2.2 s: a reuse by then
@@ -203,6 +204,12 @@ RunaiTokenSigningKey "$work/rsa.pem"
         AuthName "runai admins"
         AuthBasicProvider users
         Require user alice
+    </Location>
+    <Location /auth/realms/runai/device>
+        AuthType Basic
+        AuthName "runai device"
+        AuthBasicProvider users
+        Require valid-user
     </Location>
     <Location /api/v1/authorize>
         AuthType Basic

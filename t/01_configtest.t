@@ -115,6 +115,7 @@ RunaiTokenRefreshRetry 3600
 RunaiTokenRefreshIdle 31536000
 RunaiTokenSessionCheck 3600
 RunaiTokenRefreshRate 100000 86400
+RunaiTokenDeviceCodeLifetime 3600
 RunaiTokenClaim email "%{REMOTE_USER}\@example.com"
 RunaiTokenClaim groups "a,b" list
 RunaiTokenClaim uid "1000" number
@@ -160,6 +161,9 @@ RunaiTokenClient portal confidential https://portal.example.test/cb
 RunaiTokenClient native pkce com.example.app:/cb
 RunaiTokenClient kubelogin PUBLIC PKCE http://127.0.0.1:8000 http://localhost:8000
 RunaiTokenClient probe-me https://probe.example.test/cb
+RunaiTokenClient headless public device
+RunaiTokenClient device-app confidential DEVICE
+RunaiTokenDeviceCodeLifetime 1
 RunaiTokenRequirePKCE On
 RunaiTokenSubject "%{env:AUTHENTICATE_UID}"
 <Location /api>
@@ -171,6 +175,12 @@ bad('RunaiTokenClient', 'RunaiTokenClient c1 secret https://x.test/cb', 'secret'
 bad('RunaiTokenClient', 'RunaiTokenClient c2 public confidential', 'confidential');
 bad('RunaiTokenClient', 'RunaiTokenClient c3 https://x.test/cb#frag', 'https://x.test/cb#frag');
 bad('RunaiTokenClient', "RunaiTokenClient c4\nRunaiTokenClient c4", 'c4');
+bad('RunaiTokenClient', 'RunaiTokenClient c5 devices', 'devices');
+for my $v ('abc', '0', '-5', '3601', '1.5', '') {
+    bad('RunaiTokenDeviceCodeLifetime', qq(RunaiTokenDeviceCodeLifetime "$v"), length $v ? $v : undef);
+}
+bad('RunaiTokenDeviceCodeLifetime', "<Location /x>\nRunaiTokenDeviceCodeLifetime 60\n</Location>", undef,
+    context => 1);
 bad('RunaiTokenRequirePKCE', 'RunaiTokenRequirePKCE maybe', undef);
 bad('RunaiTokenRequirePKCE', "<Location /x>\nRunaiTokenRequirePKCE On\n</Location>", undef, context => 1);
 bad('RunaiTokenSubject', 'RunaiTokenSubject "%{env:"', '%{env:');

@@ -39,6 +39,17 @@ for my $vhost (qw(main es256)) {
     }
 }
 
+# --- the device authorization grant's routes (es256: issuer path
+# /auth/realms/es256): 405 with Allow ---
+{
+    my $res = http(GET => '/auth/realms/es256/protocol/openid-connect/auth/device', vhost => 'es256');
+    check_oauth_error($res, 405, 'invalid_request', 'es256: GET of the device authorization endpoint');
+    is($res->header('Allow'), 'POST', 'device authorization: Allow: POST');
+    $res = http(PUT => '/auth/realms/es256/device', vhost => 'es256', body => '{}');
+    check_error($res, 405, undef, 'es256: PUT of the device page');
+    is($res->header('Allow'), 'GET, HEAD, POST', 'device page: Allow: GET, HEAD, POST');
+}
+
 # --- 404 for every other path where the handler applies ---
 for my $case (
     [main    => POST => '/api/v1/nothing'],

@@ -69,13 +69,16 @@ is($disc->{issuer}, $issuer, 'discovery: issuer is RunaiTokenIssuer, byte for by
 is($disc->{authorization_endpoint}, "$origin/api/v1/authorize", 'discovery: authorization_endpoint');
 is($disc->{token_endpoint}, "$issuer/protocol/openid-connect/token", 'discovery: token_endpoint (Keycloak path)');
 is($disc->{jwks_uri}, "$issuer/protocol/openid-connect/certs", 'discovery: jwks_uri (Keycloak path)');
-for my $field (qw(authorization_endpoint token_endpoint jwks_uri)) {
+is($disc->{device_authorization_endpoint}, "$issuer/protocol/openid-connect/auth/device",
+   'discovery: device_authorization_endpoint (Keycloak path)');
+for my $field (qw(authorization_endpoint token_endpoint jwks_uri device_authorization_endpoint)) {
     my $u = URI->new($disc->{$field} // '');
     ok($u->scheme && $u->scheme eq 'http' && $u->host eq '127.0.0.1' && $u->port == $port,
        "discovery: $field is absolute, on the issuer's origin");
 }
 my %set = (
-    grant_types_supported => [qw(authorization_code client_credentials password refresh_token)],
+    grant_types_supported => [qw(authorization_code client_credentials password refresh_token
+                                 urn:ietf:params:oauth:grant-type:device_code)],
     response_types_supported => ['code'],
     code_challenge_methods_supported => ['S256'],
     token_endpoint_auth_methods_supported => [qw(client_secret_basic client_secret_post none)],

@@ -396,7 +396,7 @@ for my $ep (@endpoints) {
     oauth_error(form_post($ep, form(client_id => 'runai-cli', username => 'alice')), 400, 'invalid_request',
                 qr/^missing parameter 'grant_type'$/, "$ep: no grant_type");
     oauth_error(form_post($ep, ''), 400, 'invalid_request', undef, "$ep: empty form body");
-    for my $g ('implicit', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+    for my $g ('implicit', 'urn:ietf:params:oauth:grant-type:saml2-bearer', 'urn:ietf:params:oauth:grant-type:jwt-bearer',
                'Password', 'client_credentials ') {
         oauth_error(form_post($ep, form(grant_type => $g, client_id => 'runai-cli', username => 'alice',
                                         password => $s->{users}{alice})),

@@ -135,15 +135,6 @@ sub guard_code {
                         headers => [Authorization => "Bearer $token"], timeout => 10)->code;
 }
 
-sub form {
-    my @pairs = @_;
-    my @q;
-    while (my($k, $v) = splice @pairs, 0, 2) {
-        push @q, url_encode($k) . '=' . url_encode($v);
-    }
-    return join '&', @q;
-}
-
 sub force_logout {
     my($h, $user, @auth) = @_;
     return http_request(port => $h->{port}, method => 'POST', path => "/api/v1/users/$user/logout",
@@ -154,7 +145,7 @@ sub force_logout {
 sub revoke {
     my($h, @pairs) = @_;
     return http_request(port => $h->{port}, method => 'POST', path => "$issuer_path/protocol/openid-connect/revoke",
-                        body => form(@pairs), type => 'application/x-www-form-urlencoded', timeout => 10);
+                        body => form_body(@pairs), type => 'application/x-www-form-urlencoded', timeout => 10);
 }
 
 # watch(t0 => TIME, items => [{name, port, token}], done => CODE, max => S):

@@ -17,6 +17,7 @@ static const rt_form_param params[] = {
     {"code", 0, RT_F_CODE},
     {"redirect_uri", 0, RT_F_REDIRECT_URI},
     {"code_verifier", 0, RT_F_CODE_VERIFIER},
+    {"device_code", 0, RT_F_DEVICE_CODE},
     {"token", 0, RT_F_TOKEN},
     {"token_type_hint", 0, RT_F_TOKEN_TYPE_HINT},
     {"id_token_hint", 0, RT_F_ID_TOKEN_HINT},

@@ -38,6 +38,13 @@ static const char *origin(apr_pool_t *p, const char *issuer)
     return apr_uri_unparse(p, &u, APR_URI_UNP_OMITUSERINFO);
 }
 
+const char *rt_oidc_endpoint(apr_pool_t *p, const char *issuer,
+                             const char *suffix)
+{
+    return apr_pstrcat(p, origin(p, issuer), rt_oidc_issuer_path(p, issuer),
+                       suffix, NULL);
+}
+
 char *rt_oidc_jwks(apr_pool_t *p, const apr_array_header_t *keys)
 {
     json_t *doc = rt_json_pool_own(p, json_pack("{s:[]}", "keys"));
@@ -69,25 +76,26 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
                                              "preferred_username",
                                              NULL};
     const char *o = origin(p, issuer);
-    const char *base = apr_pstrcat(p, o, rt_oidc_issuer_path(p, issuer), NULL);
+    const char *base = rt_oidc_endpoint(p, issuer, "");
     json_t *doc, *algs, *cl;
 
     doc = rt_json_pool_own(
-        p,
-        json_pack(
-            "{s:s,s:s,s:s,s:s,s:[s,s,s,s],s:[s],s:[s],s:[s,s,s],s:[s],"
-            "s:[s,s,s]}",
-            "issuer", issuer, "authorization_endpoint",
-            apr_pstrcat(p, o, "/api/v1/authorize", NULL), "token_endpoint",
-            apr_pstrcat(p, base, "/protocol/openid-connect/token", NULL),
-            "jwks_uri",
-            apr_pstrcat(p, base, "/protocol/openid-connect/certs", NULL),
-            "grant_types_supported", "authorization_code", "password",
-            "refresh_token", "client_credentials", "response_types_supported",
-            "code", "code_challenge_methods_supported", "S256",
-            "token_endpoint_auth_methods_supported", "client_secret_basic",
-            "client_secret_post", "none", "subject_types_supported", "public",
-            "scopes_supported", "openid", "profile", "email"));
+        p, json_pack(
+               "{s:s,s:s,s:s,s:s,s:[s,s,s,s,s],s:[s],s:[s],s:[s,s,s],s:[s],"
+               "s:[s,s,s]}",
+               "issuer", issuer, "authorization_endpoint",
+               apr_pstrcat(p, o, "/api/v1/authorize", NULL), "token_endpoint",
+               apr_pstrcat(p, base, "/protocol/openid-connect/token", NULL),
+               "jwks_uri",
+               apr_pstrcat(p, base, "/protocol/openid-connect/certs", NULL),
+               "grant_types_supported", "authorization_code", "password",
+               "refresh_token", "client_credentials",
+               "urn:ietf:params:oauth:grant-type:device_code",
+               "response_types_supported", "code",
+               "code_challenge_methods_supported", "S256",
+               "token_endpoint_auth_methods_supported", "client_secret_basic",
+               "client_secret_post", "none", "subject_types_supported",
+               "public", "scopes_supported", "openid", "profile", "email"));
     /* Ending sessions (RFC 7009, RP-Initiated Logout): the paths
      * clients configured for Keycloak look for. */
     json_object_set_new(doc, "revocation_endpoint",
@@ -100,6 +108,11 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
         doc, "userinfo_endpoint",
         json_string(
             apr_pstrcat(p, base, "/protocol/openid-connect/userinfo", NULL)));
+    /* RFC 8628 §4, at Keycloak's path. */
+    json_object_set_new(
+        doc, "device_authorization_endpoint",
+        json_string(apr_pstrcat(p, base, "/protocol/openid-connect/auth/device",
+                                NULL)));
     json_object_set_new(doc, "end_session_endpoint",
                         json_string(apr_pstrcat(
                             p, base, "/protocol/openid-connect/logout", NULL)));

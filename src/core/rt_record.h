@@ -8,13 +8,17 @@
 #include <jansson.h>
 
 typedef enum {
-    RT_REC_CODE = 'c',     /* one-time authorization code */
-    RT_REC_SESSION = 's',  /* a refresh session, by its handle */
-    RT_REC_REFRESH = 'r',  /* a session of the earlier format, by its token */
-    RT_REC_THROTTLE = 't', /* failed-attempt counter */
-    RT_REC_USER = 'u',     /* a user's sessions ended before a time */
-    RT_REC_ENDED = 'e',    /* a session ended on demand, by its digest */
-    RT_REC_PING = 'p'      /* liveness probe of the store */
+    RT_REC_CODE = 'c',      /* one-time authorization code */
+    RT_REC_SESSION = 's',   /* a refresh session, by its handle */
+    RT_REC_REFRESH = 'r',   /* a session of the earlier format, by its token */
+    RT_REC_THROTTLE = 't',  /* failed-attempt counter */
+    RT_REC_USER = 'u',      /* a user's sessions ended before a time */
+    RT_REC_ENDED = 'e',     /* a session ended on demand, by its digest */
+    RT_REC_PING = 'p',      /* liveness probe of the store */
+    RT_REC_DEVICE = 'd',    /* a device authorization (RFC 8628), by its code */
+    RT_REC_USER_CODE = 'k', /* ... by its user code: the device code's hash */
+    RT_REC_DECISION = 'g',  /* the user's approval or denial of a device */
+    RT_REC_DEVICE_SPENT = 'y' /* ... a device code being or been redeemed */
 } rt_rec_kind;
 
 #define RT_REC_VERSION 1

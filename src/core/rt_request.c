@@ -10,14 +10,26 @@
 #include <jansson.h>
 
 const char *const rt_request_field_names[RT_F__COUNT] = {
-    "grantType",     "appID",        "appSecret",
-    "username",      "password",     "clientID",
-    "clientSecret",  "code",         "redirectUri",
-    "refreshToken",  "codeVerifier", "id",
-    "name",          "secret",       "token",
-    "tokenTypeHint", "idTokenHint",  "postLogoutRedirectUri",
-    "state",
-};
+    "grantType",
+    "appID",
+    "appSecret",
+    "username",
+    "password",
+    "clientID",
+    "clientSecret",
+    "code",
+    "redirectUri",
+    "refreshToken",
+    "codeVerifier",
+    "deviceCode",
+    "id",
+    "name",
+    "secret",
+    "token",
+    "tokenTypeHint",
+    "idTokenHint",
+    "postLogoutRedirectUri",
+    "state"};
 
 static int field_index(const char *key, unsigned int known)
 {

@@ -18,10 +18,11 @@ typedef enum {
     RT_F_REDIRECT_URI,
     RT_F_REFRESH_TOKEN,
     RT_F_CODE_VERIFIER,
-    RT_F_ID,     /* legacy apptoken route only */
-    RT_F_NAME,   /* legacy apptoken route only */
-    RT_F_SECRET, /* legacy apptoken route only */
-    RT_F_TOKEN,  /* revocation */
+    RT_F_DEVICE_CODE, /* the device authorization grant (RFC 8628) */
+    RT_F_ID,          /* legacy apptoken route only */
+    RT_F_NAME,        /* legacy apptoken route only */
+    RT_F_SECRET,      /* legacy apptoken route only */
+    RT_F_TOKEN,       /* revocation */
     RT_F_TOKEN_TYPE_HINT,
     RT_F_ID_TOKEN_HINT, /* logout */
     RT_F_POST_LOGOUT_URI,
@@ -37,6 +38,7 @@ typedef enum {
 #define RT_FIELDS_REVOKE                                                       \
     ((1u << RT_F_TOKEN) | (1u << RT_F_TOKEN_TYPE_HINT) |                       \
      (1u << RT_F_CLIENT_ID) | (1u << RT_F_CLIENT_SECRET))
+#define RT_FIELDS_DEVICE ((1u << RT_F_CLIENT_ID) | (1u << RT_F_CLIENT_SECRET))
 #define RT_FIELDS_LOGOUT                                                       \
     ((1u << RT_F_ID_TOKEN_HINT) | (1u << RT_F_POST_LOGOUT_URI) |               \
      (1u << RT_F_STATE) | (1u << RT_F_CLIENT_ID) | (1u << RT_F_REDIRECT_URI))

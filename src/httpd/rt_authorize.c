@@ -5,6 +5,7 @@
 #include "rt_claim_eval.h"
 #include "rt_session.h"
 #include "rt_util.h"
+#include "rt_http.h"
 
 #include "http_log.h"
 #include "http_protocol.h"
@@ -38,27 +39,30 @@ static const char *external_token(request_rec *r, const rt_dir_conf *dc)
  * the user copies the code from a page. */
 #define RT_OOB_URI "urn:ietf:wg:oauth:2.0:oob"
 
-/* A small page with the code: never cached, never sent on as a Referer
- * (the code is a credential until it is redeemed). */
+/* A small page with the code (a credential until it is redeemed). */
 static void oob_page(request_rec *r, const char *code)
 {
-    const char *page = apr_pstrcat(
-        r->pool,
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
-        "<title>Your code</title></head>\n<body><p>Copy this code into "
-        "the program that asked you to log in:</p>\n<p><code id=\"code\">",
-        code, "</code></p></body></html>\n", NULL);
+    rt_http_send_page(
+        r, HTTP_OK,
+        apr_pstrcat(r->pool,
+                    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+                    "<title>Your code</title></head>\n<body><p>Copy this code "
+                    "into the program that asked you to log in:</p>\n<p><code "
+                    "id=\"code\">",
+                    code, "</code></p></body></html>\n", NULL));
+}
 
-    r->status = HTTP_OK;
-    ap_set_content_type(r, "text/html; charset=utf-8");
-    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
-    apr_table_setn(r->headers_out, "Pragma", "no-cache");
-    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
-    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
-    ap_set_content_length(r, (apr_off_t)strlen(page));
-    if (!r->header_only) {
-        ap_rputs(page, r);
+rt_error *rt_authorize_user(rt_ctx *c)
+{
+    if (c->r->user == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, c->r,
+                      "%s reached without authentication: put an AuthType "
+                      "and Require valid-user on this location",
+                      c->r->uri);
+        return refuse(c, RT_ERR_INTERNAL, "internal error");
     }
+    c->principal = c->r->user;
+    return NULL;
 }
 
 rt_error *rt_authorize(rt_ctx *c, json_t **reply)
@@ -72,14 +76,10 @@ rt_error *rt_authorize(rt_ctx *c, json_t **reply)
 
     (void)reply;
     c->grant = "authorize";
-    if (r->user == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                      "%s reached without authentication: put an AuthType "
-                      "and Require valid-user on this location",
-                      r->uri);
-        return refuse(c, RT_ERR_INTERNAL, "internal error");
+    e = rt_authorize_user(c);
+    if (e != NULL) {
+        return e;
     }
-    c->principal = r->user;
     e = rt_authreq_parse(r->pool, r->args, &q);
     c->client = q.client_id;
     client = q.client_id ? rt_config_client(c->sc, q.client_id) : NULL;

@@ -9,4 +9,10 @@
  * (never a redirect for a client or redirect URI that is not registered). */
 rt_error *rt_authorize(rt_ctx *c, json_t **reply);
 
+/* For a page behind the site's authentication: NULL with c->principal
+ * the user Apache authenticated, or, when none did (no AuthType on the
+ * location), the 500 to answer, with a line in the error log that says
+ * what to configure. */
+rt_error *rt_authorize_user(rt_ctx *c);
+
 #endif

@@ -56,6 +56,7 @@ void *rt_config_create_server(apr_pool_t *p, server_rec *s)
     c->issuer = NULL; /* https:// + ServerName, filled by post_config */
     c->keys = NULL;
     c->code_lifetime = -1;
+    c->device_lifetime = -1;
     c->clients = NULL;
     c->require_pkce = -1;
     c->grants_at = NULL;
@@ -73,6 +74,7 @@ void *rt_config_merge_server(apr_pool_t *p, void *basev, void *addv)
     PICK(issuer, NULL);
     PICK(keys, NULL);
     PICK(code_lifetime, -1);
+    PICK(device_lifetime, -1);
     PICK(clients, NULL);
     PICK(require_pkce, -1);
     PICK(grants_at, NULL);
@@ -370,7 +372,19 @@ const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc, const char *v)
                : set_seconds(cmd, v, 1, 600, &server_conf(cmd)->code_lifetime);
 }
 
-/* RunaiTokenClient ID [public|confidential] [pkce] [REDIRECT_URI...]:
+const char *rt_config_set_device_lifetime(cmd_parms *cmd, void *dc,
+                                          const char *v)
+{
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_DIR_LOC_FILE);
+
+    (void)dc;
+    return err ? err
+               : set_seconds(cmd, v, 1, 3600,
+                             &server_conf(cmd)->device_lifetime);
+}
+
+/* RunaiTokenClient ID [public|confidential] [pkce] [device]
+ * [REDIRECT_URI...]:
  * redirect URIs are compared byte for byte, so they are checked to be
  * absolute and fragment-free; a word without a colon is a flag. */
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
@@ -419,10 +433,12 @@ const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                                : RT_CLIENT_CONFIDENTIAL;
             } else if (strcasecmp(argv[i], "pkce") == 0) {
                 cl->pkce = 1;
+            } else if (strcasecmp(argv[i], "device") == 0) {
+                cl->device = 1;
             } else {
                 return BAD(cmd, argv[i],
                            "is neither a redirect URI nor one of public, "
-                           "confidential, pkce");
+                           "confidential, pkce, device");
             }
             continue;
         }
@@ -753,6 +769,12 @@ apr_int64_t rt_config_refresh_lifetime(const rt_dir_conf *dc)
 apr_int64_t rt_config_code_lifetime(const rt_server_conf *sc)
 {
     return sc->code_lifetime > 0 ? sc->code_lifetime : RT_DEFAULT_CODE_LIFETIME;
+}
+
+apr_int64_t rt_config_device_lifetime(const rt_server_conf *sc)
+{
+    return sc->device_lifetime > 0 ? sc->device_lifetime
+                                   : RT_DEFAULT_DEVICE_LIFETIME;
 }
 
 void rt_config_refresh_rules(const rt_dir_conf *dc, rt_refresh_rules *rules)

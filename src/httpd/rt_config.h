@@ -27,16 +27,18 @@ typedef struct rt_client {
     const char *id;
     apr_array_header_t *uris; /* const char *: registered redirect URIs */
     rt_client_kind kind;
-    int pkce; /* codes only with a PKCE challenge */
+    int pkce;   /* codes only with a PKCE challenge */
+    int device; /* may use the device authorization grant */
 } rt_client;
 
 typedef struct rt_server_conf {
-    const char *issuer;        /* NULL until post_config fills the default */
-    apr_array_header_t *keys;  /* rt_key *; first signs; NULL when unset */
-    apr_int64_t code_lifetime; /* -1: unset */
-    apr_hash_t *clients;       /* id -> rt_client; NULL: none */
-    int require_pkce;          /* RunaiTokenRequirePKCE; -1: unset (off) */
-    const char *grants_at;     /* where a provider or client is configured */
+    const char *issuer;          /* NULL until post_config fills the default */
+    apr_array_header_t *keys;    /* rt_key *; first signs; NULL when unset */
+    apr_int64_t code_lifetime;   /* -1: unset */
+    apr_int64_t device_lifetime; /* RunaiTokenDeviceCodeLifetime; -1: unset */
+    apr_hash_t *clients;         /* id -> rt_client; NULL: none */
+    int require_pkce;            /* RunaiTokenRequirePKCE; -1: unset (off) */
+    const char *grants_at;       /* where a provider or client is configured */
     /* Derived from the merged record by post_config (NULL before): */
     const char *issuer_path; /* path of the issuer URL, "" for none */
     const char *jwks;        /* JWKS document */
@@ -97,6 +99,7 @@ typedef struct rt_dir_conf {
 #define RT_DEFAULT_MAX_BODY 16384
 #define RT_DEFAULT_REFRESH_LIFETIME 86400
 #define RT_DEFAULT_CODE_LIFETIME 60
+#define RT_DEFAULT_DEVICE_LIFETIME 600
 #define RT_DEFAULT_THROTTLE_ATTEMPTS 10
 #define RT_DEFAULT_THROTTLE_SECONDS 60
 #define RT_DEFAULT_REFRESH_RETRY 30
@@ -133,6 +136,8 @@ const char *rt_config_set_refresh_rate(cmd_parms *cmd, void *dc,
                                        const char *count, const char *seconds);
 const char *rt_config_set_code_lifetime(cmd_parms *cmd, void *dc,
                                         const char *v);
+const char *rt_config_set_device_lifetime(cmd_parms *cmd, void *dc,
+                                          const char *v);
 const char *rt_config_set_client(cmd_parms *cmd, void *dc, int argc,
                                  char *const argv[]);
 const char *rt_config_set_require_pkce(cmd_parms *cmd, void *dc, int on);
@@ -180,6 +185,7 @@ apr_int64_t rt_config_keep_ended(int all_sessions);
 apr_int64_t rt_config_max_body(const rt_dir_conf *dc);
 apr_int64_t rt_config_refresh_lifetime(const rt_dir_conf *dc);
 apr_int64_t rt_config_code_lifetime(const rt_server_conf *sc);
+apr_int64_t rt_config_device_lifetime(const rt_server_conf *sc);
 apr_int64_t rt_config_leeway(const rt_dir_conf *dc);
 /* The claim that becomes REMOTE_USER in the bearer guard. */
 const char *rt_config_user_claim(const rt_dir_conf *dc);

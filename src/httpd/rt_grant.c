@@ -1,6 +1,7 @@
 #include "rt_grant.h"
 #include "rt_jwt.h"
 #include "rt_code.h"
+#include "rt_device.h"
 #include "rt_pkce.h"
 #include "rt_json.h"
 #include "rt_authn.h"
@@ -22,7 +23,7 @@ static rt_error *fail(rt_ctx *c, rt_error_kind kind, const char *message)
     return rt_error_make(c->r->pool, kind, message, NULL);
 }
 
-static rt_error *missing(rt_ctx *c, rt_field_id f)
+rt_error *rt_grant_missing(rt_ctx *c, rt_field_id f)
 {
     /* Named as the request named it: a form parameter or a JSON field. */
     return fail(c, RT_ERR_BAD_REQUEST,
@@ -31,6 +32,11 @@ static rt_error *missing(rt_ctx *c, rt_field_id f)
                                    rt_form_param_name(f))
                     : apr_psprintf(c->r->pool, "missing field '%s'",
                                    rt_request_field_names[f]));
+}
+
+static rt_error *missing(rt_ctx *c, rt_field_id f)
+{
+    return rt_grant_missing(c, f);
 }
 
 static rt_error *internal(rt_ctx *c, const char *why)
@@ -557,6 +563,60 @@ static rt_error *grant_exchange(rt_ctx *c, json_t **reply)
     return start_session(c, &l, l.external, reply);
 }
 
+#define DEVICE_GRANT "urn:ietf:params:oauth:grant-type:device_code"
+
+/* RFC 8628 §3.4-3.5: a poll answers authorization_pending, slow_down,
+ * access_denied or expired_token until the user approved; then one poll
+ * takes the approval and starts a session as a password grant would. */
+static rt_error *grant_device(rt_ctx *c, json_t **reply)
+{
+    const char *code = rt_request_field(&c->f, RT_F_DEVICE_CODE);
+    rt_device_poll_t p;
+    rt_login l;
+    rt_error *e;
+
+    c->grant = "device_code";
+    if (code == NULL) {
+        return missing(c, RT_F_DEVICE_CODE);
+    }
+    rt_device_poll(c->r, code, &p);
+    if (p.state == RT_DEVICE_DOWN) {
+        return store_down(c);
+    }
+    if (p.state == RT_DEVICE_INVALID) {
+        return fail(c, RT_ERR_BAD_CODE, "invalid device code");
+    }
+    c->client = p.client;
+    e = check_client(c, p.client, 1);
+    if (e != NULL) {
+        return e;
+    }
+    switch (p.state) {
+    case RT_DEVICE_EXPIRED:
+        return fail(c, RT_ERR_EXPIRED_TOKEN, "expired_token");
+    case RT_DEVICE_DENIED:
+        return fail(c, RT_ERR_ACCESS_DENIED, "access_denied");
+    case RT_DEVICE_PENDING:
+        return p.slow ? fail(c, RT_ERR_SLOW_DOWN, "slow_down")
+                      : fail(c, RT_ERR_AUTH_PENDING, "authorization_pending");
+    default:
+        break;
+    }
+    /* Of concurrent polls, one takes the approval; the others find the
+     * device code spent. */
+    switch (rt_device_redeem(c->r, code, p.exp, &l)) {
+    case RT_STORE_OK:
+        break;
+    case RT_STORE_NOTFOUND:
+        return fail(c, RT_ERR_BAD_CODE, "invalid device code");
+    default:
+        return store_down(c);
+    }
+    c->principal = l.sub;
+    l.azp = p.client;
+    return start_session(c, &l, NULL, reply);
+}
+
 rt_error *rt_grant_authenticate_client(rt_ctx *c, const char *grant)
 {
     const char *id = rt_request_field(&c->f, RT_F_CLIENT_ID);
@@ -606,6 +666,9 @@ rt_error *rt_grant_token(rt_ctx *c, json_t **reply)
     }
     if (strcmp(g, "exchange_token") == 0) {
         return grant_exchange(c, reply);
+    }
+    if (strcmp(g, DEVICE_GRANT) == 0) {
+        return grant_device(c, reply);
     }
     return fail(c, RT_ERR_UNSUPPORTED_GRANT, "grant type not supported");
 }

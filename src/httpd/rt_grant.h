@@ -16,6 +16,7 @@ typedef struct rt_ctx {
     int client_authenticated; /* an app proved its secret as the client */
     rt_error *refused;        /* why the client rules refused a refresh */
     const char *param;        /* the route's path parameter, or NULL */
+    const char *args;         /* the query as received (logged redacted) */
     /* What the one log line per request says; never a secret. */
     const char *grant;
     const char *principal;
@@ -39,6 +40,10 @@ rt_error *rt_grant_legacy_exchange(rt_ctx *c, json_t **reply);
  * must hold for the client_id it comes with; grant names the request in
  * the log. */
 rt_error *rt_grant_authenticate_client(rt_ctx *c, const char *grant);
+
+/* The 400 of a missing field, named as the request names it: a form
+ * parameter or a JSON field. */
+rt_error *rt_grant_missing(rt_ctx *c, rt_field_id f);
 
 /* Whether the requester may end what was issued to the client issued_to
  * (NULL: to no client, anyone holding it may): it names that client, and

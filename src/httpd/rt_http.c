@@ -119,6 +119,25 @@ int rt_http_send_json(request_rec *r, int status, const json_t *body)
     return send_body(r, status, text);
 }
 
+int rt_http_send_page(request_rec *r, int status, const char *html)
+{
+    r->status = status;
+    ap_set_content_type(r, "text/html; charset=utf-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->headers_out, "Pragma", "no-cache");
+    apr_table_setn(r->headers_out, "Referrer-Policy", "no-referrer");
+    apr_table_setn(r->headers_out, "X-Content-Type-Options", "nosniff");
+    apr_table_setn(r->headers_out, "X-Frame-Options", "DENY");
+    apr_table_setn(r->headers_out, "Content-Security-Policy",
+                   "default-src 'none'; form-action 'self'; "
+                   "frame-ancestors 'none'");
+    ap_set_content_length(r, (apr_off_t)strlen(html));
+    if (!r->header_only) {
+        ap_rputs(html, r);
+    }
+    return OK;
+}
+
 int rt_http_send_error(request_rec *r, const rt_error *e)
 {
     return send_body(r, rt_error_status(e), rt_error_body(r->pool, e));

@@ -18,6 +18,10 @@ rt_error *rt_http_read_body(request_rec *r, apr_off_t limit, int allow_form,
 /* Writes a JSON answer with Cache-Control: no-store. Returns OK. */
 int rt_http_send_json(request_rec *r, int status, const json_t *body);
 
+/* Writes an HTML page for a person, never cached, framed or sent on as a
+ * Referer (it may show a credential). Returns OK. */
+int rt_http_send_page(request_rec *r, int status, const char *html);
+
 /* Writes e as the Error body with the status of its kind. Returns OK. */
 int rt_http_send_error(request_rec *r, const rt_error *e);
 

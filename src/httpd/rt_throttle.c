@@ -31,7 +31,7 @@ APLOG_USE_MODULE(runai_token);
 #define POLL_USEC (20 * 1000)
 #define WAIT_USEC (5 * APR_USEC_PER_SEC)
 
-static const char *const space_names[] = {"user", "app", "client"};
+static const char *const space_names[] = {"user", "app", "client", "device"};
 
 /* --- the canonical form of a principal ------------------------------------ */
 
@@ -522,7 +522,9 @@ rt_error *rt_throttle_error(request_rec *r, rt_throttle_space space,
     apr_table_setn(r->err_headers_out, "Retry-After",
                    apr_psprintf(r->pool, "%" APR_INT64_T_FMT, wait));
     return rt_error_make(r->pool,
-                         space == RT_THROTTLE_USER ? RT_ERR_THROTTLED
-                                                   : RT_ERR_THROTTLED_CLIENT,
+                         space == RT_THROTTLE_USER ||
+                                 space == RT_THROTTLE_DEVICE
+                             ? RT_ERR_THROTTLED
+                             : RT_ERR_THROTTLED_CLIENT,
                          "too many failed attempts", NULL);
 }

@@ -15,6 +15,7 @@ typedef enum {
     RT_THROTTLE_USER,   /* a user's password */
     RT_THROTTLE_APP,    /* an application's secret (app_token) */
     RT_THROTTLE_CLIENT, /* a client's secret (OAuth client authentication) */
+    RT_THROTTLE_DEVICE, /* a user's user codes on the device page */
 } rt_throttle_space;
 
 /* One reserved attempt. */

@@ -886,4 +886,25 @@ sub start_httpd_again {
 }
 push @EXPORT, qw(kill_httpd start_httpd_again);
 
+# form_body(NAME => VALUE, ...): an application/x-www-form-urlencoded body,
+# in the order given.
+sub form_body {
+    my @kv = @_;
+    my @p;
+    while (my($k, $v) = splice @kv, 0, 2) {
+        push @p, url_encode($k) . '=' . url_encode($v);
+    }
+    return join '&', @p;
+}
+
+# form_post_to(PORT, PATH, [NAME => VALUE, ...], headers => [...],
+#              local_addr => A): POST of a form (http_request).
+sub form_post_to {
+    my($port, $path, $params, %o) = @_;
+    return http_request(port => $port, method => 'POST', path => $path, body => form_body(@$params),
+                        type => 'application/x-www-form-urlencoded', headers => $o{headers} || [],
+                        ($o{local_addr} ? (local_addr => $o{local_addr}) : ()));
+}
+push @EXPORT, qw(form_body form_post_to);
+
 1;

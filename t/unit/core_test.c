@@ -416,6 +416,18 @@ static void test_form(void)
     is_str(rt_request_field(&f, RT_F_REDIRECT_URI), "http://x/cb",
            "decoded URI");
     is_str(rt_request_field(&f, RT_F_CODE), "a b", "plus is space");
+    b = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&"
+        "device_code=d-_0&client_id=kubelogin";
+    e = rt_form_parse(pool, b, strlen(b), &f);
+    ok(e == NULL &&
+           strcmp(rt_request_field(&f, RT_F_GRANT_TYPE),
+                  "urn:ietf:params:oauth:grant-type:device_code") == 0 &&
+           strcmp(rt_request_field(&f, RT_F_DEVICE_CODE), "d-_0") == 0,
+       "form: the device grant's grant_type and device_code");
+    e = rt_request_parse_json(pool, "{\"DeviceCode\":\"d\",\"scope\":1}", 28,
+                              RT_FIELDS_TOKEN, &f);
+    ok(e == NULL && strcmp(rt_request_field(&f, RT_F_DEVICE_CODE), "d") == 0,
+       "JSON: deviceCode (any case); scope is no field");
     e = rt_form_parse(pool, "code=1&code=2", 13, &f);
     ok(e && rt_error_status(e) == 400 && strstr(e->message, "duplicate"),
        "duplicate parameter refused");
@@ -929,6 +941,28 @@ static void test_error_kinds(void)
            "errors: a wrong secret and a wrong password share a log word, "
            "not an OAuth code");
     }
+    {
+        /* RFC 8628 §3.5: the codes of a poll, each a 400 in both dialects */
+        static const struct {
+            rt_error_kind k;
+            const char *code;
+        } poll[] = {{RT_ERR_AUTH_PENDING, "authorization_pending"},
+                    {RT_ERR_SLOW_DOWN, "slow_down"},
+                    {RT_ERR_EXPIRED_TOKEN, "expired_token"},
+                    {RT_ERR_ACCESS_DENIED, "access_denied"},
+                    {RT_ERR_UNAUTHORIZED_CLIENT, "unauthorized_client"}};
+        int right = 1;
+
+        for (size_t i = 0; i < sizeof(poll) / sizeof(poll[0]); i++) {
+            rt_error *e = rt_error_make(pool, poll[i].k, "m", NULL);
+            int st;
+
+            right = right &&
+                    strcmp(rt_error_oauth(e, &st), poll[i].code) == 0 &&
+                    st == 400 && rt_error_status(e) == 400;
+        }
+        ok(right, "errors: the device grant's codes, 400 each");
+    }
     is_str(rt_error_body(
                pool, rt_error_make(pool, RT_ERR_THROTTLED, "too many", NULL)),
            "{\"code\":429,\"message\":\"too many\"}",
@@ -940,6 +974,12 @@ static void test_oidc(void)
     is_str(rt_oidc_issuer_path(pool, "https://h/auth/realms/runai/"),
            "/auth/realms/runai", "issuer path, trailing slash dropped");
     is_str(rt_oidc_issuer_path(pool, "https://h"), "", "issuer without path");
+    is_str(
+        rt_oidc_endpoint(pool, "https://h:8443/auth/realms/runai/", "/device"),
+        "https://h:8443/auth/realms/runai/device",
+        "endpoint under the issuer: origin, path, suffix");
+    is_str(rt_oidc_endpoint(pool, "http://h", "/device"), "http://h/device",
+           "endpoint under an issuer without path");
 }
 
 /* iat: a token issued in the future beyond the leeway is refused, like
