@@ -50,15 +50,6 @@ my @delays;    # [what, seconds]: the guard delays measured, for the summary
 
 # --- requests ------------------------------------------------------------------
 
-# application/x-www-form-urlencoded: every byte but the unreserved ones escaped
-sub enc {
-    my $v = shift;
-    utf8::encode($v) if utf8::is_utf8($v);
-    $v =~ s/([^A-Za-z0-9._~-])/sprintf('%%%02X', ord $1)/ge;
-    return $v;
-}
-sub form { my @kv = @_; my @p; while (my($k, $v) = splice @kv, 0, 2) { push @p, enc($k) . '=' . enc($v) } join '&', @p }
-
 sub form_post {
     my($path, $body, %o) = @_;
     return http_request(port => $o{port} // $P, method => 'POST', path => $path, body => $body,
@@ -66,9 +57,9 @@ sub form_post {
 }
 
 # revoke([NAME => VALUE, ...], headers => [...])
-sub revoke { my($params, %o) = @_; return form_post($REVOKE, form(@$params), %o) }
-sub logout_get { my @q = @_; http_request(port => $P, method => 'GET', path => $LOGOUT . (@q ? '?' . form(@q) : '')) }
-sub logout_post { return form_post($LOGOUT, form(@_)) }
+sub revoke { my($params, %o) = @_; return form_post($REVOKE, form_body(@$params), %o) }
+sub logout_get { my @q = @_; http_request(port => $P, method => 'GET', path => $LOGOUT . (@q ? '?' . form_body(@q) : '')) }
+sub logout_post { return form_post($LOGOUT, form_body(@_)) }
 sub guard {
     my($token, $path) = @_;
     return http_request(port => $P, method => 'GET', path => $path // '/guard/',

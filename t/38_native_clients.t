@@ -25,13 +25,7 @@ my $logs = Apache::Test::vars('t_logs');
 my $error_log = catfile($logs, 'error_log');
 my $access_log = catfile($logs, 'access_log');
 
-sub form { my @kv = @_; my @p; while (my($k, $v) = splice @kv, 0, 2) { push @p, url_encode($k) . '=' . url_encode($v) } join '&', @p }
-sub form_post {
-    my($path, $params, %o) = @_;
-    return http_request(port => $o{port} // $P, method => 'POST', path => $path, body => form(@$params),
-                        type => 'application/x-www-form-urlencoded', headers => $o{headers} || [],
-                        ($o{local_addr} ? (local_addr => $o{local_addr}) : ()));
-}
+sub form_post { my($path, $params, %o) = @_; return form_post_to($o{port} // $P, $path, $params, %o) }
 sub claims_of { my(undef, $c) = jwt_parts(shift); return $c || {} }
 sub oauth_tokens {
     my($res, $name) = @_;
@@ -135,7 +129,7 @@ note_secret("password of $_", $nu{$_}) for sort keys %nu;
     # the runai CLI's logout on another port
     my $res = http_request(port => $P, method => 'GET',
                            path => '/auth/realms/runai/protocol/openid-connect/logout?'
-                                 . form(redirect_uri => 'http://localhost:43121/logout'));
+                                 . form_body(redirect_uri => 'http://localhost:43121/logout'));
     is($res->code, 302, 'logout to the registered loopback URI on another port: 302');
     is($res->header('Location'), 'http://localhost:43121/logout', 'logout: Location as asked');
 }

@@ -204,3 +204,17 @@ json_t *rt_json_pool_own(apr_pool_t *p, json_t *j)
     }
     return j;
 }
+
+void rt_json_array_add_unique(json_t *arr, const char *s)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0) {
+            return;
+        }
+    }
+    json_array_append_new(arr, json_string(s));
+}

@@ -11,6 +11,9 @@
  * NULL on failure. */
 char *rt_json_ascii(apr_pool_t *p, const json_t *j);
 
+/* Appends the string s to the array arr unless arr holds it already. */
+void rt_json_array_add_unique(json_t *arr, const char *s);
+
 /* Hands j to the pool: json_decref runs when the pool is cleared. */
 json_t *rt_json_pool_own(apr_pool_t *p, json_t *j);
 

@@ -118,18 +118,8 @@ char *rt_oidc_discovery(apr_pool_t *p, const char *issuer,
                             p, base, "/protocol/openid-connect/logout", NULL)));
     algs = json_array();
     for (int i = 0; keys != NULL && i < keys->nelts; i++) {
-        const char *a = APR_ARRAY_IDX(keys, i, rt_key *)->alg_name;
-        size_t j;
-        json_t *v;
-        int seen = 0;
-
-        json_array_foreach(algs, j, v)
-        {
-            seen |= strcmp(json_string_value(v), a) == 0;
-        }
-        if (!seen) {
-            json_array_append_new(algs, json_string(a));
-        }
+        rt_json_array_add_unique(algs,
+                                 APR_ARRAY_IDX(keys, i, rt_key *)->alg_name);
     }
     json_object_set_new(doc, "id_token_signing_alg_values_supported", algs);
     cl = json_array();

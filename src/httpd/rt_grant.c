@@ -77,18 +77,8 @@ static json_t *aud_of(const char *first, const apr_array_header_t *a,
     }
     for (int l = 0; l < 2; l++) {
         for (int i = 0; lists[l] != NULL && i < lists[l]->nelts; i++) {
-            const char *v = APR_ARRAY_IDX(lists[l], i, const char *);
-            size_t j;
-            json_t *have;
-            int seen = 0;
-
-            json_array_foreach(arr, j, have)
-            {
-                seen |= strcmp(json_string_value(have), v) == 0;
-            }
-            if (!seen) {
-                json_array_append_new(arr, json_string(v));
-            }
+            rt_json_array_add_unique(arr,
+                                     APR_ARRAY_IDX(lists[l], i, const char *));
         }
     }
     if (json_array_size(arr) != 1) {
