@@ -24,6 +24,7 @@
 #include "rt_json.h"
 #include "rt_grant.h"
 #include "rt_guard.h"
+#include "rt_health.h"
 #include "rt_oauth.h"
 #include "rt_socache.h"
 #include "rt_store.h"
@@ -458,6 +459,7 @@ static void rt_register_hooks(apr_pool_t *p)
     ap_hook_child_init(rt_authn_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(rt_throttle_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(rt_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
     rt_guard_register(p);
     rt_socache_register(p);
 }

@@ -743,6 +743,11 @@ int rt_store_shared(void)
     return g.shared;
 }
 
+const char *rt_store_provider(void)
+{
+    return g.unused || g.instance == NULL ? NULL : g.provider_name;
+}
+
 /* The cache of a step: the host-local shmcb for a local one where there
  * is one. */
 #define PROVIDER(local)                                                        \

@@ -31,6 +31,10 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s);
  * serialises on this host only. */
 int rt_store_shared(void);
 
+/* The store's socache provider ("runai-shm", "redis"...), or NULL when the
+ * server has none (nothing configured needs one). */
+const char *rt_store_provider(void);
+
 /* Read-modify-write under the global mutex: fn gets the current data (NULL
  * when absent) and returns the new data and its expiry, or NULL to leave
  * the record as it is. */
