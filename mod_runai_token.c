@@ -27,6 +27,7 @@
 #include "rt_health.h"
 #include "rt_oauth.h"
 #include "rt_socache.h"
+#include "rt_redis_store.h"
 #include "rt_store.h"
 #include "rt_throttle.h"
 #include "rt_http.h"
@@ -184,6 +185,22 @@ static const command_rec rt_directives[] = {
                   "default 600"),
     AP_INIT_TAKE1("RunaiTokenCache", rt_store_set_cache, NULL, RSRC_CONF,
                   "Session store: socache PROVIDER[:ARGS]; default runai-shm"),
+    AP_INIT_TAKE1("RunaiTokenRedisTimeout", rt_redis_store_set_timeout, NULL,
+                  RSRC_CONF,
+                  "Milliseconds to connect to redis and for each command; "
+                  "default 1000"),
+    AP_INIT_TAKE12("RunaiTokenRedisAuth", rt_redis_store_set_auth, NULL,
+                   RSRC_CONF,
+                   "[USER] PASSWORD or file:PATH: redis AUTH (an ACL user, "
+                   "or the default user)"),
+    AP_INIT_TAKE_ARGV("RunaiTokenRedisTLS", rt_redis_store_set_tls, NULL,
+                      RSRC_CONF,
+                      "CAFILE [CERTFILE KEYFILE]: TLS to redis and its "
+                      "sentinels, or off; default off"),
+    AP_INIT_TAKE12("RunaiTokenRedisReplicas", rt_redis_store_set_replicas, NULL,
+                   RSRC_CONF,
+                   "Replicas that must acknowledge each write (redis WAIT) "
+                   "and the milliseconds to wait for them; default 0"),
     AP_INIT_TAKE1("RunaiTokenStateDir", rt_store_set_state_dir, NULL, RSRC_CONF,
                   "Directory of the state file of a store of this host, kept "
                   "across stops and crashes, or off; default runai-token "

@@ -14,7 +14,7 @@
 set -eu
 
 # The one list of packages. Keep README.md in step with it.
-BUILD_PKGS="apache2 apache2-dev libjwt-dev libjansson-dev libssl-dev pkg-config gcc make"
+BUILD_PKGS="apache2 apache2-dev libjwt-dev libjansson-dev libssl-dev libhiredis-dev pkg-config gcc make"
 RUN_PKGS="apache2-utils openssl curl"
 # python3-jwt only recommends python3-cryptography, which it needs for RS/ES keys.
 # golang-go and go-oidc build t/bin/kube_verify, kube-apiserver's verifier

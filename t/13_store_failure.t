@@ -88,8 +88,10 @@ for my $store (qw(redis memcached)) {
                         { id => 'app-md5', name => 'x', secret => $s->{apps}{'app-md5'} });
     is($res->code, 200, "$store down: legacy apptoken still 200") or diag($res->content);
     reply_of($res);
-    ok(wait_until(5, 0.1, sub { (slurp($h->{error_log}) // '') =~ /\[runai_token:error\].*session store \(\Q$provider\E\) failed/ }),
-       "$store down: the failure is logged at error level, naming the provider");
+    ok(wait_until(5, 0.1, sub { (slurp($h->{error_log}) // '') =~ /\[runai_token:error\].*session store \(\Q$provider\E\) is down: / }),
+       "$store down: the outage is logged at error level, naming the provider and why");
+    my @down = (slurp($h->{error_log}) // '') =~ /\[runai_token:error\].*session store \(\Q$provider\E\) is down/g;
+    is(scalar @down, 1, "$store down: one line for the outage, not one per refused request");
 
     # --- the store comes back on the same port: no httpd restart ---
     my $t0 = time;
@@ -107,6 +109,10 @@ for my $store (qw(redis memcached)) {
     });
     my $took = time - $t0;
     ok($back, "$store back: the password grant answers 200 again within $RECOVERY s, httpd untouched");
+    my($refused) = (slurp($h->{error_log}) // '') =~ /\[runai_token:notice\].*session store \(\Q$provider\E\) is back after [0-9.]+ s; (\d+) requests were refused meanwhile/;
+    ok(defined $refused && $refused >= 5,
+       "$store back: one line says so, with the number of refused requests (at least the 5 above)")
+        or diag("refused: " . ($refused // 'no line'));
     my $line = sprintf('%s restarted: grants worked again after %.1f s (%d password attempts)', $store, $took, $tries);
     diag($line);
     push @summary, $line;

@@ -1,6 +1,7 @@
 #include "rt_store.h"
 #include "rt_config.h"
 #include "rt_crypto.h"
+#include "rt_redis_store.h"
 #include "rt_socache.h"
 #include "rt_statefile.h"
 
@@ -17,6 +18,7 @@
 #include <apr_general.h>
 #include <apr_file_io.h>
 #include <apr_file_info.h>
+#include <apr_shm.h>
 #include <unistd.h>
 
 APLOG_USE_MODULE(runai_token);
@@ -42,6 +44,9 @@ static struct {
     ap_socache_instance_t *instance;
     const char *provider_name;
     const char *provider_args; /* as configured; NULL: none */
+    /* The module's own redis client (rt_redis_store.h) instead of a
+     * socache provider. */
+    int native;
     apr_global_mutex_t *mutex;
     /* A store of this host kept from an earlier generation (keep_store). */
     int kept;
@@ -72,17 +77,46 @@ static struct {
     int state_failing;
     unsigned char state_last[RT_SHA256_LEN];
     int state_have_last;
+    /* Whether the store is down, for all processes of this host: one
+     * line when it goes down, one when it is back (outage_note). */
+    struct outage *outage;
 } g;
+
+struct outage {
+    apr_uint32_t down;    /* 1 while the store is down */
+    apr_uint32_t refused; /* requests refused since */
+    apr_time_t since;
+};
 
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *sep = ap_strchr_c(arg, ':');
-    const char *name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
+    const char *sep, *name;
+    int socache = strncmp(arg, "socache:", 8) == 0;
 
     (void)dc;
     if (err != NULL) {
         return err;
+    }
+    /* socache:NAME[:ARGS] always names mod_socache's provider (the way to
+     * mod_socache_redis); redis and redis-sentinel are the module's own
+     * client. */
+    arg = socache ? arg + 8 : arg;
+    sep = ap_strchr_c(arg, ':');
+    name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
+    g.native = 0;
+    if (!socache && rt_redis_store_names(name)) {
+        err = rt_redis_store_configure(cmd->pool, name, sep ? sep + 1 : NULL);
+        if (err != NULL) {
+            return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+        }
+        g.provider = NULL;
+        g.instance = NULL;
+        g.native = 1;
+        g.provider_name = name;
+        g.provider_args = sep ? apr_pstrdup(cmd->pool, sep + 1) : NULL;
+        g.is_dbm = 0;
+        return NULL;
     }
     g.provider = ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name,
                                     AP_SOCACHE_PROVIDER_VERSION);
@@ -138,6 +172,7 @@ int rt_store_pre_config(apr_pool_t *pconf)
 {
     memset(&g, 0, sizeof(g));
     g.host_id = "";
+    rt_redis_store_pre_config();
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -538,11 +573,7 @@ static int state_start(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
     return OK;
 }
 
-/* The store's mutex and the provider's init, in pool p. */
-static int make_store(apr_pool_t *p, server_rec *s,
-                      const struct ap_socache_hints *hints,
-                      ap_socache_instance_t *instance,
-                      apr_global_mutex_t **mutex)
+static int make_mutex(apr_pool_t *p, server_rec *s, apr_global_mutex_t **mutex)
 {
     apr_status_t rv =
         ap_global_mutex_create(mutex, NULL, MUTEX_TYPE, NULL, s, p, 0);
@@ -550,6 +581,20 @@ static int make_store(apr_pool_t *p, server_rec *s,
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RunaiTokenCache: cannot create the %s mutex", MUTEX_TYPE);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+/* The store's mutex and the provider's init, in pool p. */
+static int make_store(apr_pool_t *p, server_rec *s,
+                      const struct ap_socache_hints *hints,
+                      ap_socache_instance_t *instance,
+                      apr_global_mutex_t **mutex)
+{
+    apr_status_t rv;
+
+    if (make_mutex(p, s, mutex) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     rv = g.provider->init(instance, "runai-token", hints, s, p);
@@ -646,6 +691,24 @@ static int keep_store(apr_pool_t *ptemp, server_rec *s,
     return OK;
 }
 
+/* The word shared by every process of this host that says whether the
+ * store is down; a new one for each generation. */
+static int make_outage(apr_pool_t *pconf, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv = apr_shm_create(&shm, sizeof(struct outage), NULL, pconf);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
+                     "RunaiTokenCache: cannot make a shared memory segment "
+                     "for the store's state");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    g.outage = apr_shm_baseaddr_get(shm);
+    memset(g.outage, 0, sizeof(*g.outage));
+    return OK;
+}
+
 /* Stores of this host: the state file and the kept segment are theirs. */
 static int host_store(const char *name)
 {
@@ -664,10 +727,25 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
     /* Loading the module changes nothing until it is used: no shared
      * memory, no mutex unless RunaiTokenCache is set or some server or
      * directory configures a provider or a client. */
-    if (g.provider == NULL && !rt_config_uses_store(s)) {
+    if (g.provider == NULL && !g.native && !rt_config_uses_store(s)) {
         g.unused = 1;
         forget_kept(ptemp, s);
         return OK;
+    }
+    if (make_outage(pconf, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (g.native) {
+        /* The module's redis client: shared, atomic on the server; the
+         * mutex serves the records of this host's own only. */
+        g.shared = 1;
+        forget_kept(ptemp, s);
+        if (rt_redis_store_post_config(pconf, s) != OK ||
+            make_mutex(pconf, s, &g.mutex) != OK ||
+            make_host_id(pconf, s) != OK) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        return make_local(pconf, ptemp, s);
     }
     if (g.provider == NULL) {
         /* The default: the module's own table, which needs no socache
@@ -725,6 +803,7 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
 {
     apr_status_t rv;
 
+    rt_redis_store_child_init(p, s);
     if (g.mutex == NULL) {
         return;
     }
@@ -745,7 +824,8 @@ int rt_store_shared(void)
 
 const char *rt_store_provider(void)
 {
-    return g.unused || g.instance == NULL ? NULL : g.provider_name;
+    return g.unused || (g.instance == NULL && !g.native) ? NULL
+                                                         : g.provider_name;
 }
 
 /* The cache of a step: the host-local shmcb for a local one where there
@@ -755,6 +835,9 @@ const char *rt_store_provider(void)
 #define INSTANCE(local)                                                        \
     ((local) && g.local_instance ? g.local_instance : g.instance)
 #define IS_DBM(local) (g.is_dbm && !((local) && g.local_instance))
+/* The module's redis client serves every step but a local one beside a
+ * host-local shmcb. */
+#define NATIVE(local) (g.native && !((local) && g.local_instance))
 
 static int needs_lock(void)
 {
@@ -784,10 +867,80 @@ static void unlock(request_rec *r)
     }
 }
 
+void rt_store_note_error(request_rec *r, const char *why)
+{
+    apr_table_setn(r->notes, "runai-token-store-error", why);
+}
+
+/* Per request at debug level: an outage is told once when it begins and
+ * once when it ends (outage_note). */
 static void down(request_rec *r, apr_status_t rv, const char *op)
 {
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+    rt_store_note_error(r,
+                        apr_psprintf(r->pool, "failed to %s (%pm)", op, &rv));
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
                   "session store (%s) failed to %s", g.provider_name, op);
+}
+
+/* Whether a step heard from the store itself: a record found or written,
+ * or a miss from a store that tells a miss from an outage (memcache and
+ * mod_socache_redis answer "not found" when down). */
+static int answered(const rt_store_step *steps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (!steps[i].local &&
+            (steps[i].st == RT_STORE_OK ||
+             (steps[i].st == RT_STORE_NOTFOUND && (!g.shared || g.native)))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* After a request's store steps: the first process of this host to see
+ * the store fail says so, the first to see it answer again says how long
+ * it was down and how many requests it refused meanwhile. */
+static void outage_note(request_rec *r, int failed, int answered)
+{
+    struct outage *o = g.outage;
+    apr_uint32_t zero = 0, one = 1;
+
+    if (o == NULL) {
+        return;
+    }
+    if (failed) {
+        if (apr_table_get(r->notes, "runai-token-store-refused") == NULL) {
+            apr_table_setn(r->notes, "runai-token-store-refused", "1");
+            __atomic_add_fetch(&o->refused, 1, __ATOMIC_RELAXED);
+        }
+        if (__atomic_load_n(&o->down, __ATOMIC_ACQUIRE) == 0 &&
+            __atomic_compare_exchange_n(&o->down, &zero, 1, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            const char *why =
+                apr_table_get(r->notes, "runai-token-store-error");
+
+            __atomic_store_n(&o->since, r->request_time, __ATOMIC_RELEASE);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "session store (%s) is down: %s; requests that need "
+                          "it answer 503 until it is back",
+                          g.provider_name, why ? why : "no answer");
+        }
+        return;
+    }
+    if (answered && __atomic_load_n(&o->down, __ATOMIC_ACQUIRE) == 1 &&
+        __atomic_compare_exchange_n(&o->down, &one, 0, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_ACQUIRE)) {
+        apr_time_t since = __atomic_load_n(&o->since, __ATOMIC_ACQUIRE);
+        apr_uint32_t refused =
+            __atomic_exchange_n(&o->refused, 0, __ATOMIC_ACQ_REL);
+
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
+                      "session store (%s) is back after %.1f s; %u requests "
+                      "were refused meanwhile",
+                      g.provider_name,
+                      (double)(apr_time_now() - since) / APR_USEC_PER_SEC,
+                      refused);
+    }
 }
 
 /* A record's bytes, made before the mutex is taken: JSON work never runs
@@ -811,6 +964,9 @@ static rt_store_status raw_put(request_rec *r, int local,
 {
     apr_status_t rv;
 
+    if (NATIVE(local)) {
+        return rt_redis_store_put(r, key, RT_REC_KEY_LEN, exp, val, len);
+    }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         rv = PROVIDER(local)->store(INSTANCE(local), r->server, key,
                                     RT_REC_KEY_LEN, apr_time_from_sec(exp),
@@ -849,6 +1005,10 @@ static rt_store_status confirm_miss(request_rec *r)
     if (!g.shared) {
         return RT_STORE_NOTFOUND;
     }
+    if (g.native) {
+        /* Its misses are misses; fenced when asked (replicas). */
+        return rt_redis_store_confirm_miss(r);
+    }
     empty = json_object();
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
         json_decref(empty);
@@ -874,6 +1034,10 @@ static rt_store_status raw_get(request_rec *r, int local,
     apr_status_t rv = APR_EGENERAL;
 
     out->buf = apr_palloc(r->pool, RT_REC_MAX);
+    if (NATIVE(local)) {
+        out->len = RT_REC_MAX;
+        return rt_redis_store_get(r, key, RT_REC_KEY_LEN, out->buf, &out->len);
+    }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         out->len = RT_REC_MAX;
         rv = PROVIDER(local)->retrieve(INSTANCE(local), r->server, key,
@@ -911,9 +1075,13 @@ static rt_store_status decode(request_rec *r, rt_store_status st,
 static rt_store_status raw_remove(request_rec *r, int local,
                                   const unsigned char *key)
 {
-    apr_status_t rv = PROVIDER(local)->remove(INSTANCE(local), r->server, key,
-                                              RT_REC_KEY_LEN, r->pool);
+    apr_status_t rv;
 
+    if (NATIVE(local)) {
+        return rt_redis_store_remove(r, key, RT_REC_KEY_LEN);
+    }
+    rv = PROVIDER(local)->remove(INSTANCE(local), r->server, key,
+                                 RT_REC_KEY_LEN, r->pool);
     if (rv == APR_NOTFOUND) {
         return RT_STORE_NOTFOUND;
     }
@@ -924,34 +1092,65 @@ static rt_store_status raw_remove(request_rec *r, int local,
     return RT_STORE_OK;
 }
 
+/* The new bytes of a record from its old data (NULL: absent): *val NULL
+ * when the step leaves it as it is. */
+static rt_store_status update_value(request_rec *r, rt_store_step *t,
+                                    json_t *old, const char **val,
+                                    apr_size_t *len, apr_int64_t *exp)
+{
+    json_t *new = t->fn(r, old, t->baton, exp);
+    rt_store_status st = RT_STORE_OK;
+
+    *val = NULL;
+    if (new != NULL) {
+        st = encode(r, *exp, new, val, len);
+    }
+    json_decref(new);
+    return st;
+}
+
+/* rt_redis_update_fn over update_value: the module's redis client runs
+ * the step on the server, again when another writer came in between. */
+static int native_update_value(request_rec *r, void *ctx,
+                               const unsigned char *old, apr_size_t oldlen,
+                               const char **val, apr_size_t *len,
+                               apr_int64_t *exp)
+{
+    rt_store_step *t = ctx;
+    json_t *data = old ? rt_record_decode(r->pool, old, oldlen,
+                                          apr_time_sec(r->request_time))
+                       : NULL;
+
+    return update_value(r, t, data, val, len, exp) == RT_STORE_OK;
+}
+
 /* Read-modify-write: the one step that decodes and encodes under the
  * mutex, as the new record depends on the old one. */
 static rt_store_status update(request_rec *r, const unsigned char *key,
                               rt_store_step *t)
 {
     raw_rec got;
-    json_t *old = NULL, *new;
+    json_t *old = NULL;
+    const char *val;
+    apr_size_t len = 0;
     apr_int64_t exp = 0;
-    rt_store_status st = decode(r, raw_get(r, t->local, key, &got), &got, &old);
+    rt_store_status st;
 
+    if (NATIVE(t->local)) {
+        return rt_redis_store_update(r, key, RT_REC_KEY_LEN,
+                                     native_update_value, t);
+    }
+    st = decode(r, raw_get(r, t->local, key, &got), &got, &old);
     if (st == RT_STORE_NOTFOUND && t->confirm_miss) {
         st = confirm_miss(r);
     }
     if (st == RT_STORE_DOWN) {
         return st;
     }
-    new = t->fn(r, st == RT_STORE_OK ? old : NULL, t->baton, &exp);
-    st = RT_STORE_OK;
-    if (new != NULL) {
-        const char *val;
-        apr_size_t len;
-
-        st = encode(r, exp, new, &val, &len);
-        if (st == RT_STORE_OK) {
-            st = raw_put(r, t->local, key, exp, val, len);
-        }
+    st = update_value(r, t, st == RT_STORE_OK ? old : NULL, &val, &len, &exp);
+    if (st == RT_STORE_OK && val != NULL) {
+        st = raw_put(r, t->local, key, exp, val, len);
     }
-    json_decref(new);
     return st;
 }
 
@@ -974,6 +1173,13 @@ static rt_store_status run(request_rec *r, const unsigned char *key,
     case RT_STORE_UPDATE:
         return update(r, key, t);
     case RT_STORE_TAKE:
+        if (NATIVE(t->local)) {
+            /* GETDEL: one step on the server, its miss a miss. */
+            got->buf = apr_palloc(r->pool, RT_REC_MAX);
+            got->len = RT_REC_MAX;
+            return rt_redis_store_take(r, key, RT_REC_KEY_LEN, got->buf,
+                                       &got->len);
+        }
         /* Under the mutex, get+remove is one step on this host; across
          * hosts only the request whose remove succeeds holds the record. */
         st = raw_get(r, t->local, key, got);
@@ -992,7 +1198,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     raw_rec *got = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*got));
     const char **val = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*val));
     apr_size_t *len = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*len));
-    int locked = needs_lock(), ready = g.instance != NULL, i;
+    int locked = needs_lock(), ready = g.instance != NULL || g.native, i;
 
     /* Keys and encoding before the mutex, decoding after it. Takes and
      * updates always hold it: read and write must be one step. */
@@ -1007,8 +1213,12 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
 
         t->st = RT_STORE_DOWN;
         t->got = NULL;
-        locked = locked || t->local || t->op == RT_STORE_TAKE ||
-                 t->op == RT_STORE_UPDATE;
+        /* The module's redis client makes an update atomic across hosts
+         * (WATCH); the mutex still takes turns on this host, so that
+         * concurrent updates of one record do not keep undoing each
+         * other's transactions. */
+        locked = locked || t->local || t->op == RT_STORE_UPDATE ||
+                 (!g.native && t->op == RT_STORE_TAKE);
         if (t->digest != NULL) {
             rt_record_key_of(keys[i], t->kind, t->digest);
         }
@@ -1027,7 +1237,11 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         }
         return;
     }
-    if (!ready || (locked && !lock(r))) {
+    if (!ready) {
+        return;
+    }
+    if (locked && !lock(r)) {
+        outage_note(r, 1, 0);
         return;
     }
     for (i = 0; i < n; i++) {
@@ -1041,6 +1255,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     if (locked) {
         unlock(r);
     }
+    outage_note(r, i < n, answered(steps, n));
     for (int j = 0; j < n && j <= i; j++) {
         if (steps[j].op == RT_STORE_GET || steps[j].op == RT_STORE_TAKE) {
             steps[j].st = decode(r, steps[j].st, &got[j], &steps[j].got);

@@ -84,6 +84,10 @@ typedef struct {
  * redis clients also answer "not found" when down. */
 void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
 
+/* Why the store failed this request, for the line that tells the outage
+ * (one per outage, not per request). */
+void rt_store_note_error(request_rec *r, const char *why);
+
 /* rt_store_steps of one step. */
 rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
                              const char *material, apr_int64_t exp,
