@@ -40,7 +40,7 @@ fi
 CORE=$(make -s --no-print-directory -o config.mk -f Makefile \
     --eval 'print-core: ; @echo $(CORE)' print-core)
 [ -n "$CORE" ] || { echo "fuzz: no CORE sources in the Makefile" >&2; exit 2; }
-PKGS="apr-1 apr-util-1 jansson libjwt libcrypto"
+PKGS="apr-1 apr-util-1 jansson libjwt hiredis libssl libcrypto"
 # shellcheck disable=SC2086
 DEP_CFLAGS=$(pkg-config --cflags $PKGS)
 # shellcheck disable=SC2086

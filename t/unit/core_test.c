@@ -15,6 +15,7 @@
 #include "rt_authreq.h"
 #include "rt_claim.h"
 #include "rt_pkce.h"
+#include "rt_redis.h"
 #include "rt_json.h"
 #include "rt_credcache.h"
 #include "rt_crypto.h"
@@ -1304,6 +1305,41 @@ static int count_each(void *baton, const unsigned char *key, apr_size_t klen,
     return 0;
 }
 
+static void test_redis_addrs(void)
+{
+    rt_redis_addr a[3];
+    char err[RT_REDIS_ERRLEN];
+    int n =
+        rt_redis_parse_addrs("r1:7000,10.0.0.2,[::1]:7001", 6379, a, 3, err);
+
+    ok(n == 3, "redis addrs: three");
+    is_str(a[0].host, "r1", "redis addrs: a name");
+    ok(a[0].port == 7000, "redis addrs: its port");
+    is_str(a[1].host, "10.0.0.2", "redis addrs: an address without a port");
+    ok(a[1].port == 6379, "redis addrs: the default port");
+    is_str(a[2].host, "::1", "redis addrs: IPv6 in brackets");
+    ok(a[2].port == 7001, "redis addrs: IPv6's port");
+    ok(rt_redis_parse_addrs("[::1]", 26379, a, 3, err) == 1 &&
+           a[0].port == 26379,
+       "redis addrs: IPv6 without a port");
+    {
+        const char *bad[] = {
+            "",    ",",     "h:",   "h:0",    "h:65536", "h:12x",      "h1,,h2",
+            "h1,", ":7000", "[::1", "[::1]x", "a,b,c,d", "h:123456789"};
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            char name[80];
+
+            err[0] = '\0';
+            snprintf(name, sizeof(name), "redis addrs: '%s' refused, said why",
+                     bad[i]);
+            ok(rt_redis_parse_addrs(bad[i], 6379, a, 3, err) == -1 &&
+                   err[0] != '\0',
+               name);
+        }
+    }
+}
+
 static void test_shmtable(void)
 {
     apr_size_t size = 64 * 1024;
@@ -1443,6 +1479,7 @@ int main(void)
     test_refresh_sid();
     test_refresh_rules();
     test_shmtable();
+    test_redis_addrs();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
