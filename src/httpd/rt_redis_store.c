@@ -540,10 +540,11 @@ static int fenced(const redisReply *rep, char err[RT_REDIS_ERRLEN])
         return 1;
     }
     if (!reply_error(rep, err)) {
-        apr_snprintf(err, RT_REDIS_ERRLEN,
-                     "the write reached %lld of %d replicas in time",
-                     rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1LL,
-                     R.replicas);
+        apr_snprintf(
+            err, RT_REDIS_ERRLEN,
+            "the write reached %" APR_INT64_T_FMT " of %d replicas in time",
+            (apr_int64_t)(rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1),
+            R.replicas);
     }
     return 0;
 }

@@ -31,7 +31,7 @@ use RunaiTest qw(slurp);
 use RunaiHTTP qw(request_bytes connect_to send_bytes read_response failed_response);
 
 our @EXPORT = qw(
-  find_binary free_port start_redis start_memcached stop_service kill_service
+  find_binary free_port start_redis start_memcached start_sentinel redis_cmd stop_service kill_service
   restart_service start_httpd stop_httpd restart_httpd graceful_httpd httpd_running
   httpd_children httpd_ctl httpd_pid session_site http_request raw_request vhost_port basic_auth url_encode query_params race
   slurp log_tail logs_clean pkce_pair wait_until reap
@@ -142,7 +142,25 @@ my %KIND = (
                     '--dir', $svc->{dir}, '--logfile', '',
                     ($svc->{persist}
                         ? ('--appendonly', 'yes', '--appendfsync', 'always')
-                        : ('--save', '', '--appendonly', 'no')));
+                        : ('--save', '', '--appendonly', 'no')),
+                    @{ $svc->{args} || [] });
+        },
+        probe => ["PING\r\n", qr/^\+PONG/],
+    },
+    # A sentinel: redis-server in sentinel mode (what Debian's
+    # redis-sentinel runs), its configuration file its own to rewrite.
+    sentinel => {
+        binary => 'redis-server', package => 'redis-server',
+        argv => sub {
+            my($svc) = @_;
+            my $conf = catfile($svc->{dir}, 'sentinel.conf');
+            unless (-e $conf) {
+                open my $fh, '>', $conf or die "$conf: $!";
+                print $fh "port $svc->{port}\nbind 127.0.0.1\nprotected-mode no\n"
+                        . "dir $svc->{dir}\n" . ($svc->{conf} // '');
+                close $fh;
+            }
+            return ($conf, '--sentinel', @{ $svc->{args} || [] });
         },
         probe => ["PING\r\n", qr/^\+PONG/],
     },
@@ -194,6 +212,8 @@ sub start_service {
         binary  => find_binary($k->{binary}, $k->{package}),
         port    => $o{port} || free_port(),
         persist => $o{persist},
+        args    => $o{args},
+        conf    => $o{conf},
         dir     => tempdir("runai-$kind-XXXXXX", TMPDIR => 1, CLEANUP => 0),
     };
     push @DIRS, $svc->{dir};
@@ -203,6 +223,57 @@ sub start_service {
 
 sub start_redis     { start_service('redis', @_) }
 sub start_memcached { start_service('memcached', @_) }
+sub start_sentinel  { start_service('sentinel', @_) }
+
+# redis_cmd(PORT, WORD...): one command to a redis server or sentinel; its
+# reply decoded (a string, a number, undef for nil, an array ref; an error
+# as "-ERR ..."), or undef when the server does not answer within 2 s.
+sub redis_cmd {
+    my($port, @words) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                  Timeout => 2) or return undef;
+    $s->autoflush(1);
+    print $s '*' . scalar(@words) . "\r\n" . join('', map { '$' . length($_) . "\r\n$_\r\n" } @words);
+    my $buf = '';
+    my $sel = IO::Select->new($s);
+    my $deadline = Time::HiRes::time() + 2;
+    my $reply;
+    while (Time::HiRes::time() < $deadline) {
+        my $pos = 0;
+        my $ok = eval { $reply = resp_parse(\$buf, \$pos); 1 };
+        last if $ok;
+        last unless $sel->can_read($deadline - Time::HiRes::time());
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    return $reply;
+}
+
+# One RESP value from $$buf at $$pos; dies when the buffer is incomplete.
+sub resp_parse {
+    my($buf, $pos) = @_;
+    my $eol = index($$buf, "\r\n", $$pos);
+    die "incomplete\n" if $eol < 0;
+    my $type = substr($$buf, $$pos, 1);
+    my $line = substr($$buf, $$pos + 1, $eol - $$pos - 1);
+    $$pos = $eol + 2;
+    return $line if $type eq '+';
+    return "-$line" if $type eq '-';
+    return 0 + $line if $type eq ':';
+    if ($type eq '$') {
+        return undef if $line < 0;
+        die "incomplete\n" if length($$buf) < $$pos + $line + 2;
+        my $v = substr($$buf, $$pos, $line);
+        $$pos += $line + 2;
+        return $v;
+    }
+    if ($type eq '*') {
+        return undef if $line < 0;
+        return [map { resp_parse($buf, $pos) } 1 .. $line];
+    }
+    die "not RESP\n";
+}
 
 # reap(SECONDS, PID...): waits (bounded) until each of these children has
 # exited; KILLs the ones still there after SECONDS and reaps them (bounded
