@@ -2,8 +2,8 @@
 
 # `make run`, `make test`, `make test-asan`, `make leakcheck` and
 # `make bench` install what is missing and configure first, then build in a
-# sub-make that reads config.mk.
-ifeq ($(filter run test test-asan leakcheck bench,$(MAKECMDGOALS)),)
+# sub-make that reads config.mk. `make deb` builds in a copy of the tree.
+ifeq ($(filter run test test-asan leakcheck bench deb,$(MAKECMDGOALS)),)
 -include config.mk
 endif
 
@@ -32,7 +32,7 @@ TOOLS    = t/bin/jwt_verify t/bin/kube_verify
 LOADFILE = conf/runai_token.load
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
-        fuzz clean distclean format format-check
+        fuzz clean distclean format format-check deb
 
 all: $(SO) $(LOADFILE)
 
@@ -156,6 +156,12 @@ bench:
 	[ -f config.mk ] || ./configure $(CONFIGURE_FLAGS)
 	$(MAKE) all
 	/usr/bin/python3 bench/bench.py
+
+# The Debian package (debian/), built with dpkg-buildpackage in a temporary
+# copy of the tree and checked with lintian; the .deb files land in
+# build/deb/. See docs/install.md.
+deb:
+	scripts/deb-build.sh build/deb
 
 # libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
 fuzz:
