@@ -2,8 +2,9 @@
 
 # `make run`, `make test`, `make test-asan`, `make leakcheck` and
 # `make bench` install what is missing and configure first, then build in a
-# sub-make that reads config.mk. `make deb` builds in a copy of the tree.
-ifeq ($(filter run test test-asan leakcheck bench deb,$(MAKECMDGOALS)),)
+# sub-make that reads config.mk. `make deb` and `make deb-test` build in a
+# copy of the tree.
+ifeq ($(filter run test test-asan leakcheck bench deb deb-test,$(MAKECMDGOALS)),)
 -include config.mk
 endif
 
@@ -32,7 +33,7 @@ TOOLS    = t/bin/jwt_verify t/bin/kube_verify
 LOADFILE = conf/runai_token.load
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
-        fuzz clean distclean format format-check deb
+        fuzz clean distclean format format-check deb deb-test
 
 all: $(SO) $(LOADFILE)
 
@@ -162,6 +163,11 @@ bench:
 # build/deb/. See docs/install.md.
 deb:
 	scripts/deb-build.sh build/deb
+
+# As root: the package in the system's apache2 (install, a2enmod, a token
+# from it, purge), which ends as it was; see scripts/deb-test.sh.
+deb-test:
+	scripts/deb-test.sh
 
 # libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
 fuzz:
