@@ -83,6 +83,8 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/mod_runai_token-deb-test.XXXXXX")
 # What apache2's children read (the htpasswd file) must be reachable for
 # www-data: a directory of its own under /tmp, not under $TMPDIR.
 site=$(mktemp -d /tmp/runai-token-deb-test.XXXXXX)
+# Until the full clean-up below is in place.
+trap 'rm -rf -- "$tmp" "$site"' EXIT
 
 # Symlinks of *-enabled and the markers a2enmod keeps in /var/lib/apache2.
 snapshot() {
