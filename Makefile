@@ -2,8 +2,9 @@
 
 # `make run`, `make test`, `make test-asan`, `make leakcheck` and
 # `make bench` install what is missing and configure first, then build in a
-# sub-make that reads config.mk.
-ifeq ($(filter run test test-asan leakcheck bench,$(MAKECMDGOALS)),)
+# sub-make that reads config.mk. `make deb` and `make deb-test` build in a
+# copy of the tree.
+ifeq ($(filter run test test-asan leakcheck bench deb deb-test,$(MAKECMDGOALS)),)
 -include config.mk
 endif
 
@@ -28,11 +29,13 @@ XLDFLAGS =
 MOD_CFLAGS = $(APXS_CFLAGS) $(WARN) -fPIC -MMD -MP $(XCFLAGS)
 UNIT_BIN = t/unit/bin/core_test
 TOOLS    = t/bin/jwt_verify t/bin/kube_verify
+# The LoadModule file, with the module directory apxs names.
+LOADFILE = conf/runai_token.load
 
 .PHONY: all install test check test-asan check-asan leakcheck check-leaks demo unit test-tools run bench \
-        fuzz clean distclean format format-check
+        fuzz clean distclean format format-check deb deb-test
 
-all: $(SO)
+all: $(SO) $(LOADFILE)
 
 config.mk: configure
 	./configure $(CONFIGURE_FLAGS)
@@ -55,11 +58,21 @@ $(SO): $(CORE_OBJS) $(GLUE_OBJS)
 
 -include $(CORE_OBJS:.o=.d) $(GLUE_OBJS:.o=.d)
 
-install: $(SO)
-	$(APXS) -i -n runai_token $(SO)
+$(LOADFILE): conf/runai_token.load.in config.mk
+	sed 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' $< >$@.tmp && mv $@.tmp $@
+
+# DESTDIR: a staging root (the Debian package's build). apxs -i knows no
+# DESTDIR, so install(1) copies the module where apxs says modules live.
+# ENABLE=1 (Debian's layout) adds the .load and .conf files to
+# mods-available and, into the running system only, runs a2enmod.
+install: all
+	install -D -m 644 $(SO) $(DESTDIR)$(LIBEXECDIR)/$(MODULE).so
 ifeq ($(ENABLE),1)
-	install -m 644 conf/runai_token.load conf/runai_token.conf $(SYSCONFDIR)/mods-available/
+	install -d $(DESTDIR)$(SYSCONFDIR)/mods-available
+	install -m 644 $(LOADFILE) conf/runai_token.conf $(DESTDIR)$(SYSCONFDIR)/mods-available/
+ifeq ($(DESTDIR),)
 	a2enmod runai_token
+endif
 endif
 
 $(UNIT_BIN): t/unit/core_test.c $(CORE_OBJS) config.mk
@@ -145,6 +158,17 @@ bench:
 	$(MAKE) all
 	/usr/bin/python3 bench/bench.py
 
+# The Debian package (debian/), built with dpkg-buildpackage in a temporary
+# copy of the tree and checked with lintian; the .deb files land in
+# build/deb/. See docs/install.md.
+deb:
+	scripts/deb-build.sh build/deb
+
+# As root: the package in the system's apache2 (install, a2enmod, a token
+# from it, purge), which ends as it was; see scripts/deb-test.sh.
+deb-test:
+	scripts/deb-test.sh
+
 # libFuzzer targets of the core, FUZZ_SECONDS (60) each; see fuzz/README.md.
 fuzz:
 	scripts/deps.sh --sanitizers
@@ -160,7 +184,7 @@ format-check:
 	clang-format --dry-run -Werror $(FORMATTED)
 
 clean:
-	rm -rf .libs *.la *.lo *.slo t/unit/bin t/bin build
+	rm -rf .libs *.la *.lo *.slo t/unit/bin t/bin build $(LOADFILE) $(LOADFILE).tmp
 	-[ -f t/TEST.PL ] && APACHE_TEST_ULIMIT_SET=1 perl t/TEST.PL -clean >/dev/null 2>&1 || true
 
 distclean: clean

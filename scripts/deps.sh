@@ -5,6 +5,8 @@
 #   scripts/deps.sh --build-only  what `make` and `make run` need
 #   scripts/deps.sh --sanitizers  everything, and what `make test-asan` and
 #                                 `make leakcheck` need (clang, valgrind)
+#   scripts/deps.sh --deb         what `make` and `make run` need, and what
+#                                 `make deb` and `make deb-test` need
 #   scripts/deps.sh --check       only report; exit 1 if something is missing
 #
 # As root it installs the missing packages with apt-get (running
@@ -32,9 +34,12 @@ command -v node >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS nodejs npm"
 # make test-asan: clang 14 with its ASan/UBSan runtime, llvm-symbolizer-14
 # for the reports; make leakcheck: valgrind. See docs/sanitizers.md.
 SAN_PKGS="clang-14 libclang-rt-14-dev llvm-14 valgrind"
+# make deb, make deb-test: dpkg-buildpackage (build-essential brings
+# dpkg-dev), dh with dh_apache2 (apache2-dev, in BUILD_PKGS), lintian.
+DEB_PKGS="build-essential debhelper lintian"
 
 usage() {
-    sed -n '2,13s/^# \{0,1\}//p' "$0"
+    sed -n '2,15s/^# \{0,1\}//p' "$0"
 }
 
 mode=all
@@ -44,6 +49,7 @@ for arg in "$@"; do
         --build-only) mode=build ;;
         --all) mode=all ;;
         --sanitizers) mode=sanitizers ;;
+        --deb) mode=deb ;;
         --check) check_only=1 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "deps.sh: unknown option '$arg'" >&2; usage >&2; exit 2 ;;
@@ -56,6 +62,9 @@ if [ "$mode" = all ] || [ "$mode" = sanitizers ]; then
 fi
 if [ "$mode" = sanitizers ]; then
     wanted="$wanted $SAN_PKGS"
+fi
+if [ "$mode" = deb ]; then
+    wanted="$wanted $DEB_PKGS"
 fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
