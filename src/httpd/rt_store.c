@@ -1,6 +1,7 @@
 #include "rt_store.h"
 #include "rt_config.h"
 #include "rt_crypto.h"
+#include "rt_monitor.h"
 #include "rt_socache.h"
 #include "rt_statefile.h"
 
@@ -993,6 +994,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     const char **val = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*val));
     apr_size_t *len = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*len));
     int locked = needs_lock(), ready = g.instance != NULL, i;
+    apr_time_t started;
 
     /* Keys and encoding before the mutex, decoding after it. Takes and
      * updates always hold it: read and write must be one step. */
@@ -1030,6 +1032,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     if (!ready || (locked && !lock(r))) {
         return;
     }
+    started = apr_time_now();
     for (i = 0; i < n; i++) {
         rt_store_step *t = &steps[i];
 
@@ -1038,6 +1041,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
             break;
         }
     }
+    rt_monitor_store(r, started, i < n);
     if (locked) {
         unlock(r);
     }
