@@ -25,6 +25,7 @@
 #include "rt_grant.h"
 #include "rt_guard.h"
 #include "rt_health.h"
+#include "rt_monitor.h"
 #include "rt_oauth.h"
 #include "rt_socache.h"
 #include "rt_redis_store.h"
@@ -373,7 +374,7 @@ static int rt_handler(request_rec *r)
     rt_ctx c = {0};
     rt_error *err = NULL;
     json_t *reply = NULL;
-    const char *args;
+    const char *args, *outcome;
 
     if (r->handler == NULL || strcmp(r->handler, HANDLER_NAME) != 0) {
         return DECLINED;
@@ -426,11 +427,14 @@ static int rt_handler(request_rec *r)
         err = route->grant(&c, &reply);
         rt_json_pool_own(r->pool, reply);
     }
+    outcome = err ? rt_error_log_word(err) : c.outcome;
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
                   "grant=%s principal=%s client=%s remote=%s outcome=%s",
                   log_value(r, c.grant), log_value(r, c.principal),
                   log_value(r, c.client), log_value(r, r->useragent_ip),
-                  err ? rt_error_log_word(err) : c.outcome);
+                  outcome);
+    /* Counted with the words of the log line. */
+    rt_monitor_answer(r, (int)(route - routes), c.grant, outcome);
     if (err != NULL) {
         return c.oauth ? rt_oauth_send_error(&c, err)
                        : rt_http_send_error(r, err);
@@ -458,13 +462,23 @@ static int rt_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     return rt_config_check(s);
 }
 
+/* The route table's paths, the route label of the counters. */
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+static const char *route_paths[NROUTES];
+
 static int rt_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                           apr_pool_t *ptemp, server_rec *s)
 {
     int rc = rt_config_finish(pconf, s);
 
     (void)plog;
-    return rc == OK ? rt_store_post_config(pconf, ptemp, s) : rc;
+    for (apr_size_t i = 0; i < NROUTES; i++) {
+        route_paths[i] = routes[i].path;
+    }
+    rc = rc == OK ? rt_store_post_config(pconf, ptemp, s) : rc;
+    return rc == OK
+               ? rt_monitor_post_config(pconf, s, route_paths, (int)NROUTES)
+               : rc;
 }
 
 static void rt_register_hooks(apr_pool_t *p)
@@ -477,6 +491,7 @@ static void rt_register_hooks(apr_pool_t *p)
     ap_hook_child_init(rt_throttle_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(rt_health_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    rt_monitor_register(p);
     rt_guard_register(p);
     rt_socache_register(p);
 }

@@ -21,7 +21,7 @@ RUN_PKGS="apache2-utils openssl curl"
 # python3-jwt only recommends python3-cryptography, which it needs for RS/ES keys.
 # golang-go and go-oidc build t/bin/kube_verify, kube-apiserver's verifier
 # (make test-tools, GOPATH mode).
-TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography golang-go golang-github-coreos-go-oidc-dev redis-server memcached wrk"
+TEST_PKGS="clang-format sqlite3 libaprutil1-dbd-sqlite3 libapache2-mod-perl2 libwww-perl libhttp-message-perl liburi-perl libcrypt-jwt-perl python3-jwt python3-cryptography golang-go golang-github-coreos-go-oidc-dev redis-server memcached wrk python3-prometheus-client"
 # t/39_ldap.t runs its own slapd (/usr/sbin/slapd with a generated
 # configuration, never the system service) and loads it with ldapadd.
 TEST_PKGS="$TEST_PKGS slapd ldap-utils"

@@ -31,6 +31,15 @@ my %EXTRA = map { $_ => 1 } (
 );
 my @FIELDS = qw(Description Syntax Default Context Module);
 
+# Each handler the code serves (#define ..._HANDLER "runai-token...") has
+# its SetHandler section too.
+for my $src (catfile($TOP, 'mod_runai_token.c'), glob(catfile($TOP, 'src', 'httpd', '*.c'))) {
+    open my $fh, '<', $src or die "$src: $!";
+    while (<$fh>) {
+        $EXTRA{"SetHandler $1"} = 1 if /^#define\s+\w*HANDLER\w*\s+"(runai-token[^"]*)"/;
+    }
+}
+
 sub slurp {
     my $file = shift;
     open my $fh, '<:encoding(UTF-8)', $file or die "$file: $!";

@@ -4,6 +4,7 @@
 #include "rt_credcache.h"
 #include "rt_util.h"
 #include "rt_jwt.h"
+#include "rt_monitor.h"
 #include "rt_session.h"
 
 #include "http_core.h"
@@ -243,6 +244,7 @@ static int guard_authn(request_rec *r)
         return DECLINED;
     }
     claims = rt_guard_claims(r, &why);
+    rt_monitor_guard(r, claims ? NULL : why ? why : "no_token");
     if (claims == NULL && why == NULL) {
         return rt_guard_challenge(r, NULL);
     }
@@ -364,6 +366,7 @@ static int guard_authz(request_rec *r)
                   "bearer token of '%s' verified, authorization refused: "
                   "403 insufficient_scope",
                   ap_escape_logitem(r->pool, r->user));
+    rt_monitor_guard(r, "insufficient_scope");
     rt_guard_challenge(r, "insufficient_scope");
     return HTTP_FORBIDDEN;
 }

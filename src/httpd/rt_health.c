@@ -29,16 +29,11 @@ int rt_health_handler(request_rec *r)
 {
     const rt_server_conf *sc;
     const char *provider, *reason = NULL;
-    int keys, store_ok = 1;
+    int keys, store_ok = 1, rc = rt_http_get_only(r, HEALTH_HANDLER);
     json_t *body;
 
-    if (r->handler == NULL || strcmp(r->handler, HEALTH_HANDLER) != 0) {
-        return DECLINED;
-    }
-    ap_discard_request_body(r);
-    if (r->method_number != M_GET) {
-        apr_table_setn(r->headers_out, "Allow", "GET, HEAD");
-        return HTTP_METHOD_NOT_ALLOWED;
+    if (rc != OK) {
+        return rc;
     }
     sc = ap_get_module_config(r->server->module_config, &runai_token_module);
     keys = sc->keys ? sc->keys->nelts : 0;

@@ -4,6 +4,7 @@
 
 #include "http_protocol.h"
 #include "http_log.h"
+#include "http_request.h"
 #include <apr_strings.h>
 #include <string.h>
 
@@ -141,4 +142,16 @@ int rt_http_send_page(request_rec *r, int status, const char *html)
 int rt_http_send_error(request_rec *r, const rt_error *e)
 {
     return send_body(r, rt_error_status(e), rt_error_body(r->pool, e));
+}
+
+int rt_http_get_only(request_rec *r, const char *name)
+{
+    if (r->handler == NULL || strcmp(r->handler, name) != 0) {
+        return DECLINED;
+    }
+    ap_discard_request_body(r);
+    /* httpd's 405 answer makes its Allow header from these (GET brings
+     * HEAD). */
+    ap_allow_methods(r, REPLACE_ALLOW, "GET", NULL);
+    return r->method_number == M_GET ? OK : HTTP_METHOD_NOT_ALLOWED;
 }

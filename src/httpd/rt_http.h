@@ -22,6 +22,11 @@ int rt_http_send_json(request_rec *r, int status, const json_t *body);
  * Referer (it may show a credential). Returns OK. */
 int rt_http_send_page(request_rec *r, int status, const char *html);
 
+/* The start of a handler of GET (and HEAD) only: DECLINED for another
+ * handler than name, else the body discarded, and 405 (Allow: GET, HEAD
+ * and TRACE) for another method, OK for GET. */
+int rt_http_get_only(request_rec *r, const char *name);
+
 /* Writes e as the Error body with the status of its kind. Returns OK. */
 int rt_http_send_error(request_rec *r, const rt_error *e);
 

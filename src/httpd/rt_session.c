@@ -1,6 +1,7 @@
 #include "rt_session.h"
 #include "rt_config.h"
 #include "rt_crypto.h"
+#include "rt_monitor.h"
 #include "rt_util.h"
 
 #include "http_log.h"
@@ -142,9 +143,11 @@ static rt_refresh_status legacy(request_rec *r, const char *issuer,
     default:
         break;
     }
-    return rt_session_start(r, login, login->session_exp, next) == RT_STORE_OK
-               ? RT_REFRESH_OK
-               : RT_REFRESH_DOWN;
+    if (rt_session_start(r, login, login->session_exp, next) != RT_STORE_OK) {
+        return RT_REFRESH_DOWN;
+    }
+    rt_monitor_event(r, RT_CEV_ROTATION); /* the old token is spent */
+    return RT_REFRESH_OK;
 }
 
 /* One refresh under the store's mutex: the record as it is now decides. */
@@ -299,6 +302,7 @@ rt_refresh_status rt_session_refresh(request_rec *r, const char *issuer,
                       "window: its successor is answered again");
         break;
     case RT_RS_ROTATE:
+        rt_monitor_event(r, RT_CEV_ROTATION);
         if (o.behind) {
             ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                           "session record was behind its refresh token "

@@ -18,7 +18,31 @@ struct ap_socache_instance_t {
     apr_size_t size;
     apr_shm_t *shm;
     rt_shmtable *table;
+    apr_pool_t *process; /* where it is named as the current one */
 };
+
+/* The instance made last, in the process pool's user data: the module is
+ * unloaded between generations, and a kept store is not made again. */
+#define CURRENT "runai-token-shm-current"
+
+static void set_current(apr_pool_t *process, ap_socache_instance_t *c)
+{
+    apr_pool_userdata_set(c, CURRENT, apr_pool_cleanup_null, process);
+}
+
+/* Forgets c as the current instance, when it is. */
+static apr_status_t forget_current(void *data)
+{
+    ap_socache_instance_t *c = data, *cur = NULL;
+
+    if (c->process != NULL) {
+        apr_pool_userdata_get((void **)&cur, CURRENT, c->process);
+        if (cur == c) {
+            set_current(c->process, NULL);
+        }
+    }
+    return APR_SUCCESS;
+}
 
 static const char *create(ap_socache_instance_t **instance, const char *arg,
                           apr_pool_t *tmp, apr_pool_t *p)
@@ -70,12 +94,16 @@ static apr_status_t init(ap_socache_instance_t *c, const char *cname,
         c->shm = NULL;
         return APR_ENOSPC;
     }
+    c->process = s->process->pool;
+    set_current(c->process, c);
+    apr_pool_cleanup_register(p, c, forget_current, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }
 
 static void destroy(ap_socache_instance_t *c, server_rec *s)
 {
     (void)s;
+    forget_current(c);
     if (c->shm != NULL) {
         apr_shm_destroy(c->shm);
         c->shm = NULL;
@@ -202,4 +230,23 @@ void rt_socache_register(apr_pool_t *p)
 {
     ap_register_provider(p, AP_SOCACHE_PROVIDER_GROUP, RT_SOCACHE_NAME,
                          AP_SOCACHE_PROVIDER_VERSION, &provider);
+}
+
+void rt_socache_fill(server_rec *s, rt_counters_fill *fill)
+{
+    ap_socache_instance_t *c = NULL;
+    rt_shmtable_stats st;
+
+    memset(fill, 0, sizeof(*fill));
+    apr_pool_userdata_get((void **)&c, CURRENT, s->process->pool);
+    if (c == NULL || c->table == NULL) {
+        return;
+    }
+    rt_shmtable_stat(c->table, &st);
+    fill->have = 1;
+    fill->records = st.records;
+    fill->records_max = st.entries;
+    fill->slots = st.slots;
+    fill->slots_used = st.slots - st.free_slots;
+    fill->evicted = st.evicted;
 }

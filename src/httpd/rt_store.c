@@ -2,6 +2,7 @@
 #include "rt_config.h"
 #include "rt_crypto.h"
 #include "rt_redis_store.h"
+#include "rt_monitor.h"
 #include "rt_socache.h"
 #include "rt_statefile.h"
 
@@ -1199,6 +1200,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     const char **val = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*val));
     apr_size_t *len = apr_pcalloc(r->pool, (apr_size_t)n * sizeof(*len));
     int locked = needs_lock(), ready = g.instance != NULL || g.native, i;
+    apr_time_t started;
 
     /* Keys and encoding before the mutex, decoding after it. Takes and
      * updates always hold it: read and write must be one step. */
@@ -1244,6 +1246,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
         outage_note(r, 1, 0);
         return;
     }
+    started = apr_time_now();
     for (i = 0; i < n; i++) {
         rt_store_step *t = &steps[i];
 
@@ -1252,6 +1255,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
             break;
         }
     }
+    rt_monitor_store(r, started, i < n);
     if (locked) {
         unlock(r);
     }

@@ -17,6 +17,7 @@
 #include "rt_pkce.h"
 #include "rt_redis.h"
 #include "rt_json.h"
+#include "rt_counters.h"
 #include "rt_credcache.h"
 #include "rt_crypto.h"
 #include "rt_error.h"
@@ -1443,6 +1444,168 @@ static void test_shmtable(void)
     }
 }
 
+/* rt_counters: what a render shows, collected in one string. */
+static void collect(void *baton, const char *text, apr_size_t len)
+{
+    char **all = baton;
+
+    *all = apr_pstrcat(pool, *all, apr_pstrmemdup(pool, text, len), NULL);
+}
+
+static char *render(const rt_counters *c, const char *const *routes,
+                    const rt_counters_fill *fill, rt_counters_format f)
+{
+    char *all = "";
+
+    rt_counters_render(c, routes, fill, f, collect, &all);
+    return all;
+}
+
+static void has_line(const char *text, const char *line, const char *name)
+{
+    const char *at = strstr(text, line);
+    int found = at != NULL && (at == text || at[-1] == '\n') &&
+                at[strlen(line)] == '\n';
+
+    ok(found, name);
+    if (!found) {
+        printf("#   no line '%s' in:\n%s", line, text);
+    }
+}
+
+static void test_counters(void)
+{
+    static const char *const routes[] = {"/api/v1/token", "/revoke"};
+    const char *names[] = {"a:80", "b\"q:81"};
+    apr_size_t size = rt_counters_size(2, 2);
+    void *mem = apr_pcalloc(pool, size), *mem2 = apr_pcalloc(pool, size);
+    rt_counters *c = rt_counters_init(mem, 2, 2), *c2;
+    rt_counters_fill fill = {1, 3, 100, 7, 200, 0};
+    int all_words = 1;
+    char *p;
+
+    for (int k = 0; k < RT_ERR__COUNT; k++) {
+        const char *w =
+            rt_error_log_word(rt_error_make(pool, (rt_error_kind)k, "m", NULL));
+
+        all_words = all_words && strcmp(rt_counters_outcome_label(w), w) == 0;
+    }
+    ok(all_words, "counters: every error kind's log word has its own slot");
+    is_str(rt_counters_outcome_label("something new"), "other",
+           "counters: an unknown outcome counts as other");
+    is_str(rt_counters_grant_label("urn:x:grant"), "other",
+           "counters: an unknown grant counts as other");
+    is_str(rt_counters_grant_label(NULL), "-",
+           "counters: no grant counts as -");
+    is_str(rt_counters_reason_label("bad signature"), "bad_signature",
+           "counters: a guard reason has its label");
+
+    rt_counters_set_name(c, 0, names[0]);
+    rt_counters_set_name(c, 1, names[1]);
+    ok(rt_counters_same(c, 2, 2, names), "counters: same layout and names");
+    ok(!rt_counters_same(c, 2, 3, names) && !rt_counters_same(c, 1, 2, names),
+       "counters: another layout is not the same");
+    rt_counters_answer(c, 0, 0, "app_token", "granted");
+    rt_counters_answer(c, 0, 0, "app_token", "granted");
+    rt_counters_answer(c, 0, 0, "refresh_token", "reused");
+    rt_counters_answer(c, 1, 1, "revoke", "revoked");
+    rt_counters_answer(c, 0, 0, "password", "throttled");
+    rt_counters_answer(c, 2, 0, "app_token", "granted"); /* no such host */
+    rt_counters_answer(c, 0, 5, "app_token", "granted"); /* no such route */
+    rt_counters_answer(NULL, 0, 0, "app_token", "granted");
+    rt_counters_count(c, 0, RT_CEV_ROTATION);
+    rt_counters_store(c, 0, 400, 0);
+    rt_counters_store(c, 0, 600, 0);
+    rt_counters_store(c, 0, 2000000, 1);
+    rt_counters_guard(c, 1, NULL);
+    rt_counters_guard(c, 1, "not a JWS compact serialization");
+    rt_counters_guard(c, 1, "a reason nobody knows");
+
+    p = render(c, routes, &fill, RT_COUNTERS_PROMETHEUS);
+    has_line(p, "# TYPE runai_token_answers_total counter",
+             "prometheus: TYPE line");
+    has_line(p,
+             "runai_token_answers_total{vhost=\"a:80\",route=\"/api/v1/"
+             "token\",grant=\"app_token\",outcome=\"granted\"} 2",
+             "prometheus: answers by route, grant and outcome");
+    has_line(p,
+             "runai_token_answers_total{vhost=\"b\\\"q:81\",route=\"/revoke\","
+             "grant=\"revoke\",outcome=\"revoked\"} 1",
+             "prometheus: another host, its name escaped");
+    ok(strstr(p, "outcome=\"granted\"} 3") == NULL &&
+           strstr(p, "vhost=\"b\\\"q:81\",route=\"/api/v1/token\"") == NULL,
+       "prometheus: no count went to another host or route");
+    has_line(p, "runai_token_reuse_revocations_total{vhost=\"a:80\"} 1",
+             "prometheus: a reused outcome is a reuse revocation");
+    has_line(p, "runai_token_revocations_total{vhost=\"b\\\"q:81\"} 1",
+             "prometheus: revocations");
+    has_line(p, "runai_token_throttled_total{vhost=\"a:80\"} 1",
+             "prometheus: throttled");
+    has_line(p, "runai_token_refresh_rotations_total{vhost=\"a:80\"} 1",
+             "prometheus: rotations");
+    has_line(p, "runai_token_store_errors_total{vhost=\"a:80\"} 1",
+             "prometheus: store errors");
+    has_line(p,
+             "runai_token_store_latency_seconds_bucket{vhost=\"a:80\",le="
+             "\"0.0005\"} 1",
+             "prometheus: the first bucket");
+    has_line(p,
+             "runai_token_store_latency_seconds_bucket{vhost=\"a:80\",le="
+             "\"0.001\"} 2",
+             "prometheus: buckets are cumulative");
+    has_line(p,
+             "runai_token_store_latency_seconds_bucket{vhost=\"a:80\",le="
+             "\"1\"} 2",
+             "prometheus: 2 s is over the last bound");
+    has_line(p,
+             "runai_token_store_latency_seconds_bucket{vhost=\"a:80\",le="
+             "\"+Inf\"} 3",
+             "prometheus: +Inf");
+    has_line(p, "runai_token_store_latency_seconds_count{vhost=\"a:80\"} 3",
+             "prometheus: count");
+    has_line(p,
+             "runai_token_store_latency_seconds_sum{vhost=\"a:80\"} 2.001000",
+             "prometheus: sum in seconds");
+    has_line(p, "runai_token_guard_accepted_total{vhost=\"b\\\"q:81\"} 1",
+             "prometheus: guard accepted");
+    has_line(p,
+             "runai_token_guard_refused_total{vhost=\"b\\\"q:81\",reason="
+             "\"not_jws\"} 1",
+             "prometheus: guard refused by reason");
+    has_line(p,
+             "runai_token_guard_refused_total{vhost=\"b\\\"q:81\",reason="
+             "\"other\"} 1",
+             "prometheus: an unknown reason is other");
+    has_line(p, "runai_token_store_slots_used 7", "prometheus: the fill");
+
+    p = render(c, routes, NULL, RT_COUNTERS_AUTO);
+    has_line(p,
+             "runai_token_answers_total vhost=a:80 route=/api/v1/token "
+             "grant=app_token outcome=granted: 2",
+             "auto: name, labels and value");
+    ok(strstr(p, "# ") == NULL && strstr(p, "store_slots") == NULL,
+       "auto: no HELP or TYPE lines, no fill without one");
+    p = render(c, routes, NULL, RT_COUNTERS_HTML);
+    ok(strstr(p, "b&quot;q:81") != NULL && strstr(p, "<table") != NULL,
+       "html: a table, names escaped");
+
+    /* A new layout takes the counts of the host of the same name. */
+    c2 = rt_counters_init(mem2, 2, 2);
+    rt_counters_set_name(c2, 0, "new:82");
+    rt_counters_set_name(c2, 1, "a:80");
+    ok(rt_counters_carry(c2, c) == 1, "counters: one host carried by name");
+    p = render(c2, routes, NULL, RT_COUNTERS_PROMETHEUS);
+    has_line(p,
+             "runai_token_answers_total{vhost=\"a:80\",route=\"/api/v1/"
+             "token\",grant=\"app_token\",outcome=\"granted\"} 2",
+             "counters: carried answers");
+    has_line(p, "runai_token_refresh_rotations_total{vhost=\"new:82\"} 0",
+             "counters: a new host starts at 0");
+    c2 = rt_counters_init(mem2, 2, 1);
+    ok(rt_counters_carry(c2, c) == 0,
+       "counters: nothing carried across other routes");
+}
+
 int main(void)
 {
     apr_initialize();
@@ -1480,6 +1643,7 @@ int main(void)
     test_refresh_rules();
     test_shmtable();
     test_redis_addrs();
+    test_counters();
     remove_tmpdir();
     apr_pool_destroy(pool);
     apr_terminate();
