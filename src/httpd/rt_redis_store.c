@@ -101,11 +101,6 @@ const char *rt_redis_store_configure(apr_pool_t *p, const char *name,
     return NULL;
 }
 
-static const char *global_only(cmd_parms *cmd)
-{
-    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
-}
-
 static const char *parse_ms(cmd_parms *cmd, const char *arg,
                             apr_interval_time_t *out, int allow_zero)
 {
@@ -126,7 +121,7 @@ static const char *parse_ms(cmd_parms *cmd, const char *arg,
 const char *rt_redis_store_set_timeout(cmd_parms *cmd, void *dc,
                                        const char *arg)
 {
-    const char *err = global_only(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dc;
     return err ? err : parse_ms(cmd, arg, &R.timeout, 0);
@@ -167,7 +162,7 @@ static const char *read_secret(cmd_parms *cmd, const char *arg,
 const char *rt_redis_store_set_auth(cmd_parms *cmd, void *dc, const char *a1,
                                     const char *a2)
 {
-    const char *err = global_only(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dc;
     if (err != NULL) {
@@ -180,7 +175,7 @@ const char *rt_redis_store_set_auth(cmd_parms *cmd, void *dc, const char *a1,
 const char *rt_redis_store_set_tls(cmd_parms *cmd, void *dc, int argc,
                                    char *const argv[])
 {
-    const char *err = global_only(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
     (void)dc;
     if (err != NULL) {
@@ -204,7 +199,7 @@ const char *rt_redis_store_set_tls(cmd_parms *cmd, void *dc, int argc,
 const char *rt_redis_store_set_replicas(cmd_parms *cmd, void *dc, const char *n,
                                         const char *ms)
 {
-    const char *err = global_only(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     char *end;
     apr_int64_t v = apr_strtoi64(n, &end, 10);
 
