@@ -1,6 +1,7 @@
 #include "rt_store.h"
 #include "rt_config.h"
 #include "rt_crypto.h"
+#include "rt_memcache_store.h"
 #include "rt_redis_store.h"
 #include "rt_monitor.h"
 #include "rt_socache.h"
@@ -45,8 +46,8 @@ static struct {
     ap_socache_instance_t *instance;
     const char *provider_name;
     const char *provider_args; /* as configured; NULL: none */
-    /* The module's own redis client (rt_redis_store.h) instead of a
-     * socache provider. */
+    /* The module's own client instead of a socache provider: NATIVE_REDIS
+     * (rt_redis_store.h) or NATIVE_MEMCACHE (rt_memcache_store.h). */
     int native;
     apr_global_mutex_t *mutex;
     /* A store of this host kept from an earlier generation (keep_store). */
@@ -83,6 +84,8 @@ static struct {
     struct outage *outage;
 } g;
 
+enum { NATIVE_REDIS = 1, NATIVE_MEMCACHE };
+
 struct outage {
     apr_uint32_t down;    /* 1 while the store is down */
     apr_uint32_t refused; /* requests refused since */
@@ -100,20 +103,25 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
         return err;
     }
     /* socache:NAME[:ARGS] always names mod_socache's provider (the way to
-     * mod_socache_redis); redis and redis-sentinel are the module's own
-     * client. */
+     * mod_socache_redis and mod_socache_memcache); redis, redis-sentinel
+     * and memcache are the module's own clients. */
     arg = socache ? arg + 8 : arg;
     sep = ap_strchr_c(arg, ':');
     name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
     g.native = 0;
-    if (!socache && rt_redis_store_names(name)) {
-        err = rt_redis_store_configure(cmd->pool, name, sep ? sep + 1 : NULL);
+    if (!socache &&
+        (rt_redis_store_names(name) || rt_memcache_store_names(name))) {
+        int mc = rt_memcache_store_names(name);
+
+        err = mc ? rt_memcache_store_configure(cmd->pool, sep ? sep + 1 : NULL)
+                 : rt_redis_store_configure(cmd->pool, name,
+                                            sep ? sep + 1 : NULL);
         if (err != NULL) {
             return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
         }
         g.provider = NULL;
         g.instance = NULL;
-        g.native = 1;
+        g.native = mc ? NATIVE_MEMCACHE : NATIVE_REDIS;
         g.provider_name = name;
         g.provider_args = sep ? apr_pstrdup(cmd->pool, sep + 1) : NULL;
         g.is_dbm = 0;
@@ -174,6 +182,7 @@ int rt_store_pre_config(apr_pool_t *pconf)
     memset(&g, 0, sizeof(g));
     g.host_id = "";
     rt_redis_store_pre_config();
+    rt_memcache_store_pre_config();
     /* A lock file by default (as Debian's "Mutex file:... default"): a
      * graceful restart destroys the old generation's mutex while its
      * children still serve requests, and only a file lock they hold open
@@ -737,11 +746,14 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (g.native) {
-        /* The module's redis client: shared, atomic on the server; the
-         * mutex serves the records of this host's own only. */
+        /* The module's redis or memcache client: shared; the mutex serves
+         * the records of this host's own, and memcache's takes and
+         * updates (redis makes them atomic on the server). */
         g.shared = 1;
         forget_kept(ptemp, s);
-        if (rt_redis_store_post_config(pconf, s) != OK ||
+        if ((g.native == NATIVE_MEMCACHE
+                 ? rt_memcache_store_post_config(pconf, s)
+                 : rt_redis_store_post_config(pconf, s)) != OK ||
             make_mutex(pconf, s, &g.mutex) != OK ||
             make_host_id(pconf, s) != OK) {
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -805,6 +817,7 @@ void rt_store_child_init(apr_pool_t *p, server_rec *s)
     apr_status_t rv;
 
     rt_redis_store_child_init(p, s);
+    rt_memcache_store_child_init(p, s);
     if (g.mutex == NULL) {
         return;
     }
@@ -836,9 +849,10 @@ const char *rt_store_provider(void)
 #define INSTANCE(local)                                                        \
     ((local) && g.local_instance ? g.local_instance : g.instance)
 #define IS_DBM(local) (g.is_dbm && !((local) && g.local_instance))
-/* The module's redis client serves every step but a local one beside a
- * host-local shmcb. */
+/* The module's own client serves every step but a local one beside a
+ * host-local shmcb; redis's takes and updates are one step on the server. */
 #define NATIVE(local) (g.native && !((local) && g.local_instance))
+#define REDIS(local) (NATIVE(local) && g.native == NATIVE_REDIS)
 
 static int needs_lock(void)
 {
@@ -884,8 +898,9 @@ static void down(request_rec *r, apr_status_t rv, const char *op)
 }
 
 /* Whether a step heard from the store itself: a record found or written,
- * or a miss from a store that tells a miss from an outage (memcache and
- * mod_socache_redis answer "not found" when down). */
+ * or a miss from a store that tells a miss from an outage (the module's
+ * own clients do; mod_socache_memcache and mod_socache_redis answer "not
+ * found" when down). */
 static int answered(const rt_store_step *steps, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -966,7 +981,10 @@ static rt_store_status raw_put(request_rec *r, int local,
     apr_status_t rv;
 
     if (NATIVE(local)) {
-        return rt_redis_store_put(r, key, RT_REC_KEY_LEN, exp, val, len);
+        return g.native == NATIVE_MEMCACHE
+                   ? rt_memcache_store_put(r, key, RT_REC_KEY_LEN, exp, val,
+                                           len)
+                   : rt_redis_store_put(r, key, RT_REC_KEY_LEN, exp, val, len);
     }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         rv = PROVIDER(local)->store(INSTANCE(local), r->server, key,
@@ -1007,8 +1025,9 @@ static rt_store_status confirm_miss(request_rec *r)
         return RT_STORE_NOTFOUND;
     }
     if (g.native) {
-        /* Its misses are misses; fenced when asked (replicas). */
-        return rt_redis_store_confirm_miss(r);
+        /* Its misses are misses; redis's fenced when asked (replicas). */
+        return g.native == NATIVE_REDIS ? rt_redis_store_confirm_miss(r)
+                                        : RT_STORE_NOTFOUND;
     }
     empty = json_object();
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
@@ -1037,7 +1056,11 @@ static rt_store_status raw_get(request_rec *r, int local,
     out->buf = apr_palloc(r->pool, RT_REC_MAX);
     if (NATIVE(local)) {
         out->len = RT_REC_MAX;
-        return rt_redis_store_get(r, key, RT_REC_KEY_LEN, out->buf, &out->len);
+        return g.native == NATIVE_MEMCACHE
+                   ? rt_memcache_store_get(r, key, RT_REC_KEY_LEN, out->buf,
+                                           &out->len)
+                   : rt_redis_store_get(r, key, RT_REC_KEY_LEN, out->buf,
+                                        &out->len);
     }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         out->len = RT_REC_MAX;
@@ -1079,7 +1102,9 @@ static rt_store_status raw_remove(request_rec *r, int local,
     apr_status_t rv;
 
     if (NATIVE(local)) {
-        return rt_redis_store_remove(r, key, RT_REC_KEY_LEN);
+        return g.native == NATIVE_MEMCACHE
+                   ? rt_memcache_store_remove(r, key, RT_REC_KEY_LEN)
+                   : rt_redis_store_remove(r, key, RT_REC_KEY_LEN);
     }
     rv = PROVIDER(local)->remove(INSTANCE(local), r->server, key,
                                  RT_REC_KEY_LEN, r->pool);
@@ -1137,7 +1162,7 @@ static rt_store_status update(request_rec *r, const unsigned char *key,
     apr_int64_t exp = 0;
     rt_store_status st;
 
-    if (NATIVE(t->local)) {
+    if (REDIS(t->local)) {
         return rt_redis_store_update(r, key, RT_REC_KEY_LEN,
                                      native_update_value, t);
     }
@@ -1174,7 +1199,7 @@ static rt_store_status run(request_rec *r, const unsigned char *key,
     case RT_STORE_UPDATE:
         return update(r, key, t);
     case RT_STORE_TAKE:
-        if (NATIVE(t->local)) {
+        if (REDIS(t->local)) {
             /* GETDEL: one step on the server, its miss a miss. */
             got->buf = apr_palloc(r->pool, RT_REC_MAX);
             got->len = RT_REC_MAX;
@@ -1220,7 +1245,7 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
          * concurrent updates of one record do not keep undoing each
          * other's transactions. */
         locked = locked || t->local || t->op == RT_STORE_UPDATE ||
-                 (!g.native && t->op == RT_STORE_TAKE);
+                 (g.native != NATIVE_REDIS && t->op == RT_STORE_TAKE);
         if (t->digest != NULL) {
             rt_record_key_of(keys[i], t->kind, t->digest);
         }
@@ -1259,7 +1284,14 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
     if (locked) {
         unlock(r);
     }
-    outage_note(r, i < n, answered(steps, n));
+    /* memcache: each server's outage is told on its own (a store of
+     * several is partly up while one is down); the store is down when all
+     * of them are, else a request to a live server would say "back" and
+     * the next to the dead one "down" again. */
+    outage_note(
+        r,
+        i < n && (g.native != NATIVE_MEMCACHE || rt_memcache_store_all_down()),
+        answered(steps, n));
     for (int j = 0; j < n && j <= i; j++) {
         if (steps[j].op == RT_STORE_GET || steps[j].op == RT_STORE_TAKE) {
             steps[j].st = decode(r, steps[j].st, &got[j], &steps[j].got);
