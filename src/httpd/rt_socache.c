@@ -31,9 +31,9 @@ static void set_current(apr_pool_t *process, ap_socache_instance_t *c)
 }
 
 /* Forgets c as the current instance, when it is. */
-static apr_status_t forget_current(void *data)
+static void forget_current(ap_socache_instance_t *c)
 {
-    ap_socache_instance_t *c = data, *cur = NULL;
+    ap_socache_instance_t *cur = NULL;
 
     if (c->process != NULL) {
         apr_pool_userdata_get((void **)&cur, CURRENT, c->process);
@@ -41,7 +41,6 @@ static apr_status_t forget_current(void *data)
             set_current(c->process, NULL);
         }
     }
-    return APR_SUCCESS;
 }
 
 static const char *create(ap_socache_instance_t **instance, const char *arg,
@@ -94,9 +93,11 @@ static apr_status_t init(ap_socache_instance_t *c, const char *cname,
         c->shm = NULL;
         return APR_ENOSPC;
     }
+    /* Forgotten by destroy, which every store's owner calls. No pool
+     * cleanup: the kept store lives in the process pool, whose cleanups
+     * run at exit, after the module is unloaded. */
     c->process = s->process->pool;
     set_current(c->process, c);
-    apr_pool_cleanup_register(p, c, forget_current, apr_pool_cleanup_null);
     return APR_SUCCESS;
 }
 
