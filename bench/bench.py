@@ -91,6 +91,7 @@ LoadModule authn_file_module {MODS}/mod_authn_file.so
 LoadModule alias_module {MODS}/mod_alias.so
 LoadModule mime_module {MODS}/mod_mime.so
 LoadModule socache_shmcb_module {MODS}/mod_socache_shmcb.so
+LoadModule socache_redis_module {MODS}/mod_socache_redis.so
 LoadModule runai_token_module {MODULE}
 LogFormat "%h %l %u %t \\"%r\\" %>s %b" common
 CustomLog {root}/logs/access_log common
@@ -343,6 +344,38 @@ def restart_with_keys(server, keys):
     server.start()
 
 
+def restart_with_cache(server, cache, extra=""):
+    """Restarts httpd with this RunaiTokenCache (and extra server lines)."""
+    server.stop()
+    conf = open(server.conf).read()
+    conf = re.sub(r"RunaiTokenRedis\w+ .*\n", "", conf)
+    conf = re.sub(r"RunaiTokenCache .*\n", f"{extra}RunaiTokenCache {cache}\n", conf)
+    open(server.conf, "w").write(conf)
+    server.start()
+
+
+def start_redis(port, root, primary=None):
+    """A redis-server on loopback without persistence (the client's cost is
+    measured, not the disk's); a replica of primary when given."""
+    os.makedirs(root)
+    cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+           "--appendonly", "no", "--dir", root, "--logfile", f"{root}/log"]
+    if primary:
+        cmd += ["--replicaof", "127.0.0.1", str(primary)]
+    proc = subprocess.Popen(cmd)
+    for _ in range(100):
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2) as c:
+                c.sendall(b"INFO replication\r\n")
+                if not primary or b"master_link_status:up" in c.recv(4096):
+                    return proc
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    sys.exit(f"redis-server on {port} did not start; see {root}/log")
+
+
 def main():
     if not os.path.exists(MODULE):
         sys.exit("build the module first: make")
@@ -417,6 +450,27 @@ def main():
             rows.append(paired(server, f"GET guarded, {name}", "/guarded/hello.txt", plain,
                                headers=[f"Authorization: Bearer {tok['accessToken']}"]))
 
+        # The redis stores: the module's own client, alone and waiting for a
+        # replica at each write (RunaiTokenRedisReplicas 1), beside
+        # mod_socache_redis through the same store code (socache:redis:).
+        rp, rr = free_port(), free_port()
+        redis = [start_redis(rp, os.path.join(tmp, "redis-p"))]
+        redis.append(start_redis(rr, os.path.join(tmp, "redis-r"), primary=rp))
+        try:
+            for name, cache, extra in (
+                    ("redis", f"redis:127.0.0.1:{rp}", ""),
+                    ("redis, 1 replica waited for", f"redis:127.0.0.1:{rp}",
+                     "RunaiTokenRedisReplicas 1\n"),
+                    ("mod_socache_redis", f"socache:redis:127.0.0.1:{rp}", "")):
+                restart_with_cache(server, cache, extra)
+                rows.append(paired(server, f"refresh_token ES256 ({name})", "/api/v1/token",
+                                   ceiling, script="refresh.lua", env_fn=seeds))
+        finally:
+            for proc in redis:
+                proc.kill()
+                proc.wait()
+        restart_with_cache(server, "runai-shm")
+
         # Soak: RSS of the child after 10,000 and after 200,000 app_token requests.
         done = 0
         rss = {}
@@ -434,6 +488,9 @@ def main():
         "app_token HS256": ("ceiling", 0.70),
         "app_token RS256": ("min(ceiling, openssl rsa2048 -multi 2)", 0.70),
         "refresh_token ES256 (runai-shm)": ("ceiling", 0.35),
+        "refresh_token ES256 (redis)": ("ceiling", 0.25),
+        "refresh_token ES256 (redis, 1 replica waited for)": ("ceiling", 0.20),
+        "refresh_token ES256 (mod_socache_redis)": ("ceiling", 0.0),
         "password (bcrypt cost 10)": ("bcrypt on 2 threads", 0.90),
         "GET guarded, RS256 token": ("unguarded GET", 0.75),
         "GET guarded, ES256 token": ("unguarded GET", 0.75),

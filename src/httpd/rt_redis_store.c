@@ -2,6 +2,7 @@
 #include "rt_redis.h"
 
 #include "http_log.h"
+#include <apr_general.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include <openssl/err.h>
@@ -18,8 +19,11 @@ APLOG_USE_MODULE(runai_token);
  * again within BACKOFF_MAX, and a store that is down is not hammered. */
 #define BACKOFF_MIN apr_time_from_msec(20)
 #define BACKOFF_MAX apr_time_from_msec(250)
-/* WATCH conflicts an update retries before it gives up (503). */
-#define UPDATE_TRIES 8
+/* WATCH conflicts an update retries before it gives up (503), waiting a
+ * random while, longer with each try, between them: concurrent copies of
+ * one token (a client that retries in parallel) take turns. */
+#define UPDATE_TRIES 64
+#define UPDATE_PAUSE_US 200
 
 typedef struct {
     rt_redis *c;
@@ -261,8 +265,18 @@ int rt_redis_store_post_config(apr_pool_t *pconf, server_rec *s)
     if (R.tls_ca != NULL && tls_setup(pconf, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* WAIT's reply is read under the command timeout: it must come
+     * first. */
     if (R.wait == 0) {
-        R.wait = R.timeout;
+        R.wait = R.timeout / 2;
+    }
+    if (R.replicas > 0 && R.wait >= R.timeout) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, s,
+                     "RunaiTokenRedisReplicas: waiting %" APR_TIME_T_FMT
+                     " ms for replicas needs a RunaiTokenRedisTimeout above "
+                     "it (now %" APR_TIME_T_FMT " ms)",
+                     apr_time_as_msec(R.wait), apr_time_as_msec(R.timeout));
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     R.opts.timeout = R.sopts.timeout = R.timeout;
     R.opts.user = R.user;
@@ -672,6 +686,16 @@ static rt_store_status op_fence(request_rec *r, rt_redis *c, void *baton,
     return st;
 }
 
+static void pause_a_little(int tries)
+{
+    unsigned char b[2] = {0, 0};
+    apr_interval_time_t most =
+        (apr_interval_time_t)UPDATE_PAUSE_US * (tries < 8 ? tries + 1 : 8);
+
+    apr_generate_random_bytes(b, sizeof(b));
+    apr_sleep(((apr_interval_time_t)((b[0] << 8) | b[1]) * most) / 65536);
+}
+
 /* WATCH, GET; the new value; MULTI, SET, EXEC (and WAIT). EXEC answers
  * nil when another writer changed the record after WATCH: again, with
  * what it wrote. */
@@ -779,6 +803,7 @@ static rt_store_status op_update(request_rec *r, rt_redis *c, void *baton,
             return RT_STORE_OK;
         }
         rt_redis_free_replies(rep, n); /* EXEC nil: changed meanwhile */
+        pause_a_little(tries);
     }
     note(r, "%s",
          "the record kept changing under the update: too much contention");

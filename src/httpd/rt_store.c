@@ -1240,12 +1240,12 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
 
         t->st = RT_STORE_DOWN;
         t->got = NULL;
-        /* The module's redis client makes an update atomic across hosts
-         * (WATCH); the mutex still takes turns on this host, so that
-         * concurrent updates of one record do not keep undoing each
-         * other's transactions. */
-        locked = locked || t->local || t->op == RT_STORE_UPDATE ||
-                 (g.native != NATIVE_REDIS && t->op == RT_STORE_TAKE);
+        /* The module's redis client makes takes and updates atomic on
+         * the server, for all hosts and processes (GETDEL, WATCH): no
+         * mutex, so that unrelated sessions never wait for each other. */
+        locked = locked || t->local ||
+                 (g.native != NATIVE_REDIS &&
+                  (t->op == RT_STORE_UPDATE || t->op == RT_STORE_TAKE));
         if (t->digest != NULL) {
             rt_record_key_of(keys[i], t->kind, t->digest);
         }
