@@ -597,6 +597,36 @@ static rt_store_status copy_value(const redisReply *rep, op_args *a)
     return RT_STORE_OK;
 }
 
+/* Sends the queued commands, and WAIT when fence and replicas are asked
+ * for, and reads their n (+1) replies into rep. 0, with *broken set and
+ * nothing to free, when the connection broke, a reply is an error
+ * (READONLY, LOADING...: no master to use) or the writes did not reach
+ * the replicas; else the number of replies, to be freed. */
+static int exchange(rt_redis *c, redisReply **rep, int n, int fence,
+                    int *broken, char err[RT_REDIS_ERRLEN])
+{
+    char wbuf[32];
+    int wait = fence && R.replicas > 0, i;
+
+    if (wait) {
+        append_wait(c, wbuf);
+        n++;
+    }
+    if (!rt_redis_exchange(c, rep, n, err)) {
+        *broken = 1;
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        if (reply_error(rep[i], err) ||
+            (wait && i == n - 1 && !fenced(rep[i], err))) {
+            rt_redis_free_replies(rep, n);
+            *broken = 1;
+            return 0;
+        }
+    }
+    return n;
+}
+
 /* GET, GETDEL or DEL of one key; writes (GETDEL, DEL) then WAIT. */
 static rt_store_status op_key(request_rec *r, rt_redis *c, void *baton,
                               int *broken, char err[RT_REDIS_ERRLEN])
@@ -604,24 +634,17 @@ static rt_store_status op_key(request_rec *r, rt_redis *c, void *baton,
     op_args *a = baton;
     const char *argv[2] = {a->cmd, (const char *)a->key};
     size_t lens[2] = {strlen(a->cmd), a->klen};
-    int write = strcmp(a->cmd, "GET") != 0, n = 1 + (write && R.replicas);
     redisReply *rep[2];
-    char wbuf[32];
     rt_store_status st;
+    int n;
 
     (void)r;
     rt_redis_append(c, 2, argv, lens);
-    if (n == 2) {
-        append_wait(c, wbuf);
-    }
-    if (!rt_redis_exchange(c, rep, n, err)) {
-        *broken = 1;
+    n = exchange(c, rep, 1, strcmp(a->cmd, "GET") != 0, broken, err);
+    if (n == 0) {
         return RT_STORE_DOWN;
     }
-    if (reply_error(rep[0], err) || (n == 2 && !fenced(rep[1], err))) {
-        *broken = 1;
-        st = RT_STORE_DOWN;
-    } else if (a->buf != NULL) {
+    if (a->buf != NULL) {
         st = copy_value(rep[0], a);
     } else {
         st = rep[0]->type == REDIS_REPLY_INTEGER && rep[0]->integer > 0
@@ -637,53 +660,32 @@ static rt_store_status op_put(request_rec *r, rt_redis *c, void *baton,
                               int *broken, char err[RT_REDIS_ERRLEN])
 {
     op_args *a = baton;
-    char exat[24], wbuf[32];
+    char exat[24];
     const char *argv[5] = {"SET", (const char *)a->key, a->val, "EXAT", exat};
     size_t lens[5] = {3, a->klen, a->vlen, 4, 0};
-    int n = 1 + (R.replicas > 0);
     redisReply *rep[2];
-    rt_store_status st = RT_STORE_OK;
+    int n;
 
     (void)r;
     apr_snprintf(exat, sizeof(exat), "%" APR_INT64_T_FMT, a->exp);
     lens[4] = strlen(exat);
     rt_redis_append(c, 5, argv, lens);
-    if (n == 2) {
-        append_wait(c, wbuf);
-    }
-    if (!rt_redis_exchange(c, rep, n, err)) {
-        *broken = 1;
-        return RT_STORE_DOWN;
-    }
-    if (reply_error(rep[0], err) || (n == 2 && !fenced(rep[1], err))) {
-        *broken = 1;
-        st = RT_STORE_DOWN;
-    }
+    n = exchange(c, rep, 1, 1, broken, err);
     rt_redis_free_replies(rep, n);
-    return st;
+    return n ? RT_STORE_OK : RT_STORE_DOWN;
 }
 
 /* WAIT alone: this master still has its replicas. */
 static rt_store_status op_fence(request_rec *r, rt_redis *c, void *baton,
                                 int *broken, char err[RT_REDIS_ERRLEN])
 {
-    char wbuf[32];
-    redisReply *rep;
-    rt_store_status st = RT_STORE_NOTFOUND;
+    redisReply *rep[1];
+    int n = exchange(c, rep, 0, 1, broken, err);
 
     (void)r;
     (void)baton;
-    append_wait(c, wbuf);
-    if (!rt_redis_exchange(c, &rep, 1, err)) {
-        *broken = 1;
-        return RT_STORE_DOWN;
-    }
-    if (!fenced(rep, err)) {
-        *broken = 1;
-        st = RT_STORE_DOWN;
-    }
-    freeReplyObject(rep);
-    return st;
+    rt_redis_free_replies(rep, n);
+    return n ? RT_STORE_NOTFOUND : RT_STORE_DOWN;
 }
 
 static void pause_a_little(int tries)
@@ -709,55 +711,38 @@ static rt_store_status op_update(request_rec *r, rt_redis *c, void *baton,
                *unwatch[1] = {"UNWATCH"};
     size_t klens[2] = {5, a->klen}, glens[2] = {3, a->klen};
     size_t mlen[1] = {5}, elen[1] = {4}, ulen[1] = {7};
-    redisReply *rep[5];
-    char exat[24], wbuf[32];
+    redisReply *rep[4];
+    char exat[24];
 
     for (int tries = 0; tries < UPDATE_TRIES; tries++) {
         const char *val = NULL;
         apr_size_t vlen = 0;
         apr_int64_t exp = 0;
-        int n, ok;
+        int n, ok, found;
 
         rt_redis_append(c, 2, watch, klens);
         rt_redis_append(c, 2, get, glens);
-        if (!rt_redis_exchange(c, rep, 2, err)) {
-            *broken = 1;
+        if (exchange(c, rep, 2, 0, broken, err) == 0) {
             return RT_STORE_DOWN;
         }
-        if (reply_error(rep[0], err) || reply_error(rep[1], err) ||
-            (rep[1]->type != REDIS_REPLY_NIL &&
-             rep[1]->type != REDIS_REPLY_STRING)) {
+        found = rep[1]->type == REDIS_REPLY_STRING;
+        if (!found && rep[1]->type != REDIS_REPLY_NIL) {
             rt_redis_free_replies(rep, 2);
+            apr_cpystrn(err, "GET answered neither a value nor nil",
+                        RT_REDIS_ERRLEN);
             *broken = 1;
             return RT_STORE_DOWN;
         }
-        ok = a->fn(r, a->ctx,
-                   rep[1]->type == REDIS_REPLY_STRING
-                       ? (const unsigned char *)rep[1]->str
-                       : NULL,
-                   rep[1]->type == REDIS_REPLY_STRING ? rep[1]->len : 0, &val,
-                   &vlen, &exp);
+        ok = a->fn(r, a->ctx, found ? (const unsigned char *)rep[1]->str : NULL,
+                   found ? rep[1]->len : 0, &val, &vlen, &exp);
         rt_redis_free_replies(rep, 2);
         if (!ok || val == NULL) {
             /* Nothing to write; a miss is believed from a master that
              * still has its replicas only. */
             rt_redis_append(c, 1, unwatch, ulen);
-            n = 1;
-            if (R.replicas > 0) {
-                append_wait(c, wbuf);
-                n = 2;
-            }
-            if (!rt_redis_exchange(c, rep, n, err)) {
-                *broken = 1;
-                return RT_STORE_DOWN;
-            }
-            if (n == 2 && !fenced(rep[1], err)) {
-                *broken = 1;
-                rt_redis_free_replies(rep, n);
-                return RT_STORE_DOWN;
-            }
+            n = exchange(c, rep, 1, 1, broken, err);
             rt_redis_free_replies(rep, n);
-            return ok ? RT_STORE_OK : RT_STORE_DOWN;
+            return n && ok ? RT_STORE_OK : RT_STORE_DOWN;
         }
         {
             const char *set[5] = {"SET", (const char *)a->key, val, "EXAT",
@@ -770,37 +755,33 @@ static rt_store_status op_update(request_rec *r, rt_redis *c, void *baton,
             rt_redis_append(c, 5, set, slens);
             rt_redis_append(c, 1, exec, elen);
         }
-        n = 3;
-        if (R.replicas > 0) {
-            append_wait(c, wbuf);
-            n = 4;
-        }
-        if (!rt_redis_exchange(c, rep, n, err)) {
-            *broken = 1;
-            return RT_STORE_DOWN;
-        }
-        if (reply_error(rep[0], err) || reply_error(rep[1], err) ||
-            reply_error(rep[2], err) ||
-            (rep[2]->type != REDIS_REPLY_NIL &&
-             rep[2]->type != REDIS_REPLY_ARRAY) ||
-            (n == 4 && !fenced(rep[3], err))) {
-            rt_redis_free_replies(rep, n);
-            *broken = 1;
+        n = exchange(c, rep, 3, 1, broken, err);
+        if (n == 0) {
             return RT_STORE_DOWN;
         }
         if (rep[2]->type == REDIS_REPLY_ARRAY) {
+            /* EXEC ran the SET: its reply is the one element. */
             int set_ok = rep[2]->elements == 1 &&
                          rt_redis_is_status(rep[2]->element[0], "OK");
 
-            if (!set_ok && rep[2]->elements == 1) {
-                reply_error(rep[2]->element[0], err);
+            if (!set_ok) {
+                apr_snprintf(err, RT_REDIS_ERRLEN, "SET in EXEC: %.100s",
+                             rep[2]->elements == 1 &&
+                                     rep[2]->element[0]->type ==
+                                         REDIS_REPLY_ERROR
+                                 ? rep[2]->element[0]->str
+                                 : "unexpected reply");
+                *broken = 1;
             }
             rt_redis_free_replies(rep, n);
-            if (!set_ok) {
-                *broken = 1;
-                return RT_STORE_DOWN;
-            }
-            return RT_STORE_OK;
+            return set_ok ? RT_STORE_OK : RT_STORE_DOWN;
+        }
+        if (rep[2]->type != REDIS_REPLY_NIL) {
+            apr_cpystrn(err, "EXEC answered neither the results nor nil",
+                        RT_REDIS_ERRLEN);
+            rt_redis_free_replies(rep, n);
+            *broken = 1;
+            return RT_STORE_DOWN;
         }
         rt_redis_free_replies(rep, n); /* EXEC nil: changed meanwhile */
         pause_a_little(tries);
