@@ -1,4 +1,5 @@
 #include "rt_memcache_store.h"
+#include "rt_outage.h"
 
 #include "ap_mpm.h"
 #include "http_log.h"
@@ -23,27 +24,13 @@ APLOG_USE_MODULE(runai_token);
 /* memcached reads an expiry up to 30 days as seconds from now, above
  * that as epoch seconds. */
 #define RELATIVE_MAX (30 * 86400)
-/* After a server cannot be reached, this process tries it again after
- * this long, doubling up to BACKOFF_MAX: a server that comes back is used
- * within BACKOFF_MAX, one that is down is not hammered. */
-#define BACKOFF_MIN apr_time_from_msec(20)
-#define BACKOFF_MAX apr_time_from_msec(250)
-
-/* A server as the processes of this host see it together: one line when
- * it goes down, one when it is back. */
-struct host_view {
-    apr_uint32_t down;
-    apr_uint32_t refused; /* requests refused since */
-    apr_time_t since;
-};
 
 typedef struct {
     const char *host;
     apr_port_t port;
     const char *name; /* HOST:PORT, for log lines */
-    /* This process's retry clock (atomics: threads share it). */
-    apr_time_t retry_at;
-    apr_interval_time_t backoff;
+    /* This process's clock for trying it again after a failure. */
+    rt_backoff retry;
 } mc_server;
 
 /* The configuration (reset for each generation), the host's view and
@@ -52,7 +39,9 @@ static struct {
     int used;
     mc_server servers[MAX_SERVERS];
     int n;
-    struct host_view *view; /* n of them, in shared memory */
+    /* How the processes of this host see each server together: one line
+     * when it goes down, one when it is back. */
+    rt_outage *view;
     apr_memcache_t *mc;
     int tries; /* per operation, to get past connections gone stale */
 } M;
@@ -100,19 +89,9 @@ const char *rt_memcache_store_configure(apr_pool_t *p, const char *args)
 
 int rt_memcache_store_post_config(apr_pool_t *pconf, server_rec *s)
 {
-    apr_shm_t *shm;
-    apr_size_t size = (apr_size_t)M.n * sizeof(struct host_view);
-    apr_status_t rv = apr_shm_create(&shm, size, NULL, pconf);
-
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
-                     "RunaiTokenCache: cannot make a shared memory segment "
-                     "for the memcached servers' state");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    M.view = apr_shm_baseaddr_get(shm);
-    memset(M.view, 0, size);
-    return OK;
+    M.view =
+        rt_store_outage_words(pconf, s, M.n, "the memcached servers' state");
+    return M.view ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 /* Only the digest part of a key picks its server: a session's record and
@@ -179,7 +158,7 @@ void rt_memcache_store_child_init(apr_pool_t *p, server_rec *s)
 int rt_memcache_store_all_down(void)
 {
     for (int i = 0; M.view != NULL && i < M.n; i++) {
-        if (__atomic_load_n(&M.view[i].down, __ATOMIC_ACQUIRE) == 0) {
+        if (!rt_outage_is_down(&M.view[i])) {
             return 0;
         }
     }
@@ -235,26 +214,22 @@ static int stale(apr_status_t rv)
            APR_STATUS_IS_ECONNABORTED(rv);
 }
 
-static void refused(request_rec *r, struct host_view *v, const char *why)
+static void refused(request_rec *r, rt_outage *v, const char *why)
 {
     rt_store_note_error(r, why);
-    __atomic_add_fetch(&v->refused, 1, __ATOMIC_RELAXED);
+    rt_outage_refused(v);
     ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "session store (memcache): %s",
                   why);
 }
 
 /* A try that could not reach the server: the first process of this host
  * to see it says so. */
-static void server_down(request_rec *r, mc_server *sv, struct host_view *v,
+static void server_down(request_rec *r, mc_server *sv, rt_outage *v,
                         const char *why)
 {
-    apr_uint32_t zero = 0;
-
+    rt_backoff_failed(&sv->retry, apr_time_now());
     refused(r, v, apr_psprintf(r->pool, "server %s: %s", sv->name, why));
-    if (__atomic_load_n(&v->down, __ATOMIC_ACQUIRE) == 0 &&
-        __atomic_compare_exchange_n(&v->down, &zero, 1, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        __atomic_store_n(&v->since, apr_time_now(), __ATOMIC_RELEASE);
+    if (rt_outage_down(v, apr_time_now())) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                       "session store (memcache): server %s is down: %s; "
                       "requests for the records it holds (about 1 in %d) "
@@ -265,35 +240,19 @@ static void server_down(request_rec *r, mc_server *sv, struct host_view *v,
 
 /* The server answered: the first process to see it after an outage says
  * how long it was down and how many requests it refused meanwhile. */
-static void server_up(request_rec *r, mc_server *sv, struct host_view *v)
+static void server_up(request_rec *r, mc_server *sv, rt_outage *v)
 {
-    apr_uint32_t one = 1;
+    apr_interval_time_t took;
+    apr_uint32_t n;
 
-    __atomic_store_n(&sv->backoff, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&sv->retry_at, 0, __ATOMIC_RELAXED);
-    if (__atomic_load_n(&v->down, __ATOMIC_ACQUIRE) == 1 &&
-        __atomic_compare_exchange_n(&v->down, &one, 0, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        apr_time_t since = __atomic_load_n(&v->since, __ATOMIC_ACQUIRE);
-        apr_uint32_t n = __atomic_exchange_n(&v->refused, 0, __ATOMIC_ACQ_REL);
-
+    rt_backoff_reset(&sv->retry);
+    if (rt_outage_up(v, apr_time_now(), &took, &n)) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       "session store (memcache): server %s is back after "
                       "%.1f s; %u requests were refused meanwhile (a "
                       "restarted memcached has lost the records it held)",
-                      sv->name,
-                      (double)(apr_time_now() - since) / APR_USEC_PER_SEC, n);
+                      sv->name, (double)took / APR_USEC_PER_SEC, n);
     }
-}
-
-static void back_off(mc_server *sv)
-{
-    apr_interval_time_t b = __atomic_load_n(&sv->backoff, __ATOMIC_RELAXED);
-
-    b = b ? 2 * b : BACKOFF_MIN;
-    b = b > BACKOFF_MAX ? BACKOFF_MAX : b;
-    __atomic_store_n(&sv->backoff, b, __ATOMIC_RELAXED);
-    __atomic_store_n(&sv->retry_at, apr_time_now() + b, __ATOMIC_RELAXED);
 }
 
 /* One operation on the key's own server: a miss only when that server
@@ -302,7 +261,7 @@ static rt_store_status run(request_rec *r, mc_op *o)
 {
     apr_uint32_t i;
     mc_server *sv;
-    struct host_view *v;
+    rt_outage *v;
     apr_status_t rv = APR_EGENERAL;
     int t;
 
@@ -313,7 +272,7 @@ static rt_store_status run(request_rec *r, mc_op *o)
     i = apr_memcache_hash(M.mc, o->key, strlen(o->key)) % M.n;
     sv = &M.servers[i];
     v = &M.view[i];
-    if (apr_time_now() < __atomic_load_n(&sv->retry_at, __ATOMIC_RELAXED)) {
+    if (rt_backoff_waiting(&sv->retry, apr_time_now())) {
         /* Not a new sign of an outage: the host's view stays as it is. */
         refused(r, v,
                 apr_psprintf(r->pool,
@@ -345,7 +304,6 @@ static rt_store_status run(request_rec *r, mc_op *o)
                                             sv->name, op_names[o->op]));
         return RT_STORE_DOWN;
     }
-    back_off(sv);
     server_down(r, sv, v,
                 apr_psprintf(r->pool, "cannot %s (%pm)", op_names[o->op], &rv));
     return RT_STORE_DOWN;

@@ -1,4 +1,5 @@
 #include "rt_redis_store.h"
+#include "rt_outage.h"
 #include "rt_redis.h"
 
 #include "http_log.h"
@@ -14,11 +15,6 @@ APLOG_USE_MODULE(runai_token);
 #define DEFAULT_PORT 6379
 #define SENTINEL_PORT 26379
 #define REDIS_TIMEOUT apr_time_from_msec(1000)
-/* After a connection cannot be made, the next try waits this long (per
- * process), doubling up to BACKOFF_MAX: a store that comes back is used
- * again within BACKOFF_MAX, and a store that is down is not hammered. */
-#define BACKOFF_MIN apr_time_from_msec(20)
-#define BACKOFF_MAX apr_time_from_msec(250)
 /* WATCH conflicts an update retries before it gives up (503), waiting a
  * random while, longer with each try, between them: concurrent copies of
  * one token (a client that retries in parallel) take turns. */
@@ -53,8 +49,7 @@ static struct {
     rt_redis *idle[POOL_MAX];
     int nidle;
     unsigned epoch;
-    apr_time_t retry_at;
-    apr_interval_time_t backoff;
+    rt_backoff retry; /* after a connection could not be made */
     int last_good;
 } R;
 
@@ -425,7 +420,6 @@ static rt_redis *connect_master(char err[RT_REDIS_ERRLEN])
 static int acquire(request_rec *r, conn *out)
 {
     char err[RT_REDIS_ERRLEN] = "";
-    apr_time_t now;
 
     pool_lock();
     out->epoch = R.epoch;
@@ -435,31 +429,19 @@ static int acquire(request_rec *r, conn *out)
         pool_unlock();
         return 1;
     }
-    now = apr_time_now();
-    if (now < R.retry_at) {
-        pool_unlock();
+    pool_unlock();
+    if (rt_backoff_waiting(&R.retry, apr_time_now())) {
         note(r, "%s", "not reconnecting yet (the last try failed)");
         return 0;
     }
-    pool_unlock();
     out->c = connect_master(err);
     out->fresh = 1;
-    pool_lock();
     if (out->c == NULL) {
-        R.backoff = R.backoff ? R.backoff * 2 : BACKOFF_MIN;
-        if (R.backoff > BACKOFF_MAX) {
-            R.backoff = BACKOFF_MAX;
-        }
-        R.retry_at = apr_time_now() + R.backoff;
-    } else {
-        R.backoff = 0;
-        R.retry_at = 0;
-    }
-    pool_unlock();
-    if (out->c == NULL) {
+        rt_backoff_failed(&R.retry, apr_time_now());
         note(r, "cannot connect: %s", err);
         return 0;
     }
+    rt_backoff_reset(&R.retry);
     return 1;
 }
 

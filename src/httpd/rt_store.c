@@ -4,6 +4,7 @@
 #include "rt_memcache_store.h"
 #include "rt_redis_store.h"
 #include "rt_monitor.h"
+#include "rt_outage.h"
 #include "rt_socache.h"
 #include "rt_statefile.h"
 
@@ -81,16 +82,10 @@ static struct {
     int state_have_last;
     /* Whether the store is down, for all processes of this host: one
      * line when it goes down, one when it is back (outage_note). */
-    struct outage *outage;
+    rt_outage *outage;
 } g;
 
 enum { NATIVE_REDIS = 1, NATIVE_MEMCACHE };
-
-struct outage {
-    apr_uint32_t down;    /* 1 while the store is down */
-    apr_uint32_t refused; /* requests refused since */
-    apr_time_t since;
-};
 
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -701,22 +696,30 @@ static int keep_store(apr_pool_t *ptemp, server_rec *s,
     return OK;
 }
 
-/* The word shared by every process of this host that says whether the
- * store is down; a new one for each generation. */
-static int make_outage(apr_pool_t *pconf, server_rec *s)
+void *rt_store_outage_words(apr_pool_t *pconf, server_rec *s, int n,
+                            const char *what)
 {
     apr_shm_t *shm;
-    apr_status_t rv = apr_shm_create(&shm, sizeof(struct outage), NULL, pconf);
+    apr_size_t size = (apr_size_t)n * sizeof(rt_outage);
+    apr_status_t rv = apr_shm_create(&shm, size, NULL, pconf);
 
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s,
                      "RunaiTokenCache: cannot make a shared memory segment "
-                     "for the store's state");
-        return HTTP_INTERNAL_SERVER_ERROR;
+                     "for %s",
+                     what);
+        return NULL;
     }
-    g.outage = apr_shm_baseaddr_get(shm);
-    memset(g.outage, 0, sizeof(*g.outage));
-    return OK;
+    memset(apr_shm_baseaddr_get(shm), 0, size);
+    return apr_shm_baseaddr_get(shm);
+}
+
+/* The word shared by every process of this host that says whether the
+ * store is down; a new one for each generation. */
+static int make_outage(apr_pool_t *pconf, server_rec *s)
+{
+    g.outage = rt_store_outage_words(pconf, s, 1, "the store's state");
+    return g.outage ? OK : HTTP_INTERNAL_SERVER_ERROR;
 }
 
 /* Stores of this host: the state file and the kept segment are theirs. */
@@ -918,8 +921,9 @@ static int answered(const rt_store_step *steps, int n)
  * it was down and how many requests it refused meanwhile. */
 static void outage_note(request_rec *r, int failed, int answered)
 {
-    struct outage *o = g.outage;
-    apr_uint32_t zero = 0, one = 1;
+    rt_outage *o = g.outage;
+    apr_interval_time_t took;
+    apr_uint32_t refused;
 
     if (o == NULL) {
         return;
@@ -927,15 +931,12 @@ static void outage_note(request_rec *r, int failed, int answered)
     if (failed) {
         if (apr_table_get(r->notes, "runai-token-store-refused") == NULL) {
             apr_table_setn(r->notes, "runai-token-store-refused", "1");
-            __atomic_add_fetch(&o->refused, 1, __ATOMIC_RELAXED);
+            rt_outage_refused(o);
         }
-        if (__atomic_load_n(&o->down, __ATOMIC_ACQUIRE) == 0 &&
-            __atomic_compare_exchange_n(&o->down, &zero, 1, 0, __ATOMIC_ACQ_REL,
-                                        __ATOMIC_ACQUIRE)) {
+        if (rt_outage_down(o, r->request_time)) {
             const char *why =
                 apr_table_get(r->notes, "runai-token-store-error");
 
-            __atomic_store_n(&o->since, r->request_time, __ATOMIC_RELEASE);
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
                           "session store (%s) is down: %s; requests that need "
                           "it answer 503 until it is back",
@@ -943,18 +944,11 @@ static void outage_note(request_rec *r, int failed, int answered)
         }
         return;
     }
-    if (answered && __atomic_load_n(&o->down, __ATOMIC_ACQUIRE) == 1 &&
-        __atomic_compare_exchange_n(&o->down, &one, 0, 0, __ATOMIC_ACQ_REL,
-                                    __ATOMIC_ACQUIRE)) {
-        apr_time_t since = __atomic_load_n(&o->since, __ATOMIC_ACQUIRE);
-        apr_uint32_t refused =
-            __atomic_exchange_n(&o->refused, 0, __ATOMIC_ACQ_REL);
-
+    if (answered && rt_outage_up(o, apr_time_now(), &took, &refused)) {
         ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, r,
                       "session store (%s) is back after %.1f s; %u requests "
                       "were refused meanwhile",
-                      g.provider_name,
-                      (double)(apr_time_now() - since) / APR_USEC_PER_SEC,
+                      g.provider_name, (double)took / APR_USEC_PER_SEC,
                       refused);
     }
 }

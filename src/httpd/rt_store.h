@@ -88,6 +88,12 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
  * (one per outage, not per request). */
 void rt_store_note_error(request_rec *r, const char *why);
 
+/* n outage words (rt_outage.h) in anonymous shared memory of pconf,
+ * zeroed, for all processes of this host; NULL (logged at crit, naming
+ * what) when it cannot be made. */
+void *rt_store_outage_words(apr_pool_t *pconf, server_rec *s, int n,
+                            const char *what);
+
 /* rt_store_steps of one step. */
 rt_store_status rt_store_put(request_rec *r, rt_rec_kind kind,
                              const char *material, apr_int64_t exp,

@@ -15,6 +15,7 @@
 #include "rt_authreq.h"
 #include "rt_claim.h"
 #include "rt_pkce.h"
+#include "rt_outage.h"
 #include "rt_redis.h"
 #include "rt_json.h"
 #include "rt_counters.h"
@@ -1306,6 +1307,44 @@ static int count_each(void *baton, const unsigned char *key, apr_size_t klen,
     return 0;
 }
 
+static void test_outage(void)
+{
+    rt_outage o = {0, 0, 0};
+    rt_backoff b = {0, 0};
+    apr_interval_time_t took = 0;
+    apr_uint32_t refused = 0;
+    apr_time_t t = apr_time_from_sec(1000);
+
+    ok(!rt_outage_up(&o, t, &took, &refused), "outage: up when up: no line");
+    ok(rt_outage_down(&o, t), "outage: the first failure says so");
+    ok(!rt_outage_down(&o, t + 1), "outage: the next ones do not");
+    ok(rt_outage_is_down(&o), "outage: down");
+    rt_outage_refused(&o);
+    rt_outage_refused(&o);
+    ok(rt_outage_up(&o, t + apr_time_from_sec(3), &took, &refused) &&
+           took == apr_time_from_sec(3) && refused == 2,
+       "outage: the first answer says so, with the time and the refusals");
+    ok(!rt_outage_up(&o, t + apr_time_from_sec(4), &took, &refused) &&
+           !rt_outage_is_down(&o),
+       "outage: once");
+    ok(rt_outage_down(&o, t) && o.refused == 0,
+       "outage: a new outage counts from zero");
+
+    ok(!rt_backoff_waiting(&b, t), "backoff: none at first");
+    rt_backoff_failed(&b, t);
+    ok(rt_backoff_waiting(&b, t + RT_BACKOFF_MIN - 1) &&
+           !rt_backoff_waiting(&b, t + RT_BACKOFF_MIN),
+       "backoff: the first wait");
+    for (int i = 0; i < 10; i++) {
+        rt_backoff_failed(&b, t);
+    }
+    ok(rt_backoff_waiting(&b, t + RT_BACKOFF_MAX - 1) &&
+           !rt_backoff_waiting(&b, t + RT_BACKOFF_MAX),
+       "backoff: doubles up to its bound");
+    rt_backoff_reset(&b);
+    ok(!rt_backoff_waiting(&b, t), "backoff: reset by a success");
+}
+
 static void test_redis_addrs(void)
 {
     rt_redis_addr a[3];
@@ -1643,6 +1682,7 @@ int main(void)
     test_refresh_rules();
     test_shmtable();
     test_redis_addrs();
+    test_outage();
     test_counters();
     remove_tmpdir();
     apr_pool_destroy(pool);
