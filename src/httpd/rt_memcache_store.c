@@ -87,7 +87,7 @@ const char *rt_memcache_store_configure(apr_pool_t *p, const char *args)
     return NULL;
 }
 
-int rt_memcache_store_post_config(apr_pool_t *pconf, server_rec *s)
+static int post_config(apr_pool_t *pconf, server_rec *s)
 {
     M.view =
         rt_store_outage_words(pconf, s, M.n, "the memcached servers' state");
@@ -155,7 +155,7 @@ void rt_memcache_store_child_init(apr_pool_t *p, server_rec *s)
     M.mc->server_baton = NULL;
 }
 
-int rt_memcache_store_all_down(void)
+static int all_down(void)
 {
     for (int i = 0; M.view != NULL && i < M.n; i++) {
         if (!rt_outage_is_down(&M.view[i])) {
@@ -309,9 +309,9 @@ static rt_store_status run(request_rec *r, mc_op *o)
     return RT_STORE_DOWN;
 }
 
-rt_store_status rt_memcache_store_get(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, unsigned char *buf,
-                                      unsigned int *len)
+static rt_store_status memcache_get(request_rec *r, const unsigned char *key,
+                                    apr_size_t klen, unsigned char *buf,
+                                    unsigned int *len)
 {
     mc_op o = {.op = OP_GET};
     rt_store_status st;
@@ -329,9 +329,9 @@ rt_store_status rt_memcache_store_get(request_rec *r, const unsigned char *key,
     return RT_STORE_OK;
 }
 
-rt_store_status rt_memcache_store_put(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, apr_int64_t exp,
-                                      const char *val, apr_size_t len)
+static rt_store_status memcache_put(request_rec *r, const unsigned char *key,
+                                    apr_size_t klen, apr_int64_t exp,
+                                    const char *val, apr_size_t len)
 {
     apr_int64_t now = apr_time_sec(apr_time_now());
     mc_op o = {.op = OP_SET, .val = (char *)val, .len = len};
@@ -345,12 +345,15 @@ rt_store_status rt_memcache_store_put(request_rec *r, const unsigned char *key,
     return run(r, &o);
 }
 
-rt_store_status rt_memcache_store_remove(request_rec *r,
-                                         const unsigned char *key,
-                                         apr_size_t klen)
+static rt_store_status memcache_remove(request_rec *r, const unsigned char *key,
+                                       apr_size_t klen)
 {
     mc_op o = {.op = OP_DELETE};
 
     make_key(&o, key, klen);
     return run(r, &o);
 }
+
+const rt_native_store rt_memcache_native = {
+    post_config, memcache_get, memcache_put, memcache_remove,
+    NULL,        NULL,         NULL,         all_down};

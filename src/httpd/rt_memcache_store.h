@@ -25,29 +25,12 @@ int rt_memcache_store_names(const char *name);
 const char *rt_memcache_store_configure(apr_pool_t *p, const char *args);
 
 void rt_memcache_store_pre_config(void);
-/* The word per server shared by the processes of this host. */
-int rt_memcache_store_post_config(apr_pool_t *pconf, server_rec *s);
 /* This process's client and its connection pools. */
 void rt_memcache_store_child_init(apr_pool_t *p, server_rec *s);
 
-/* 1 when every server is down as this host last saw it: the store as a
- * whole is down (rt_store.c's outage line); 0 while some server answers. */
-int rt_memcache_store_all_down(void);
-
-/* A record's operations, key of klen bytes (at most 64). On RT_STORE_DOWN
- * a note (rt_store_note_error) says why. get copies at most *len bytes
- * into buf and sets *len; RT_STORE_NOTFOUND is a miss from a server that
- * answered. */
-rt_store_status rt_memcache_store_get(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, unsigned char *buf,
-                                      unsigned int *len);
-rt_store_status rt_memcache_store_put(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, apr_int64_t exp,
-                                      const char *val, apr_size_t len);
-/* RT_STORE_OK when this call removed it: of concurrent removers of one
- * record, on any host, one. */
-rt_store_status rt_memcache_store_remove(request_rec *r,
-                                         const unsigned char *key,
-                                         apr_size_t klen);
+/* Its operations: get, put and remove on each record's own server; the
+ * store as a whole is down when every server is (each server's outage is
+ * logged on its own). */
+extern const rt_native_store rt_memcache_native;
 
 #endif

@@ -64,11 +64,6 @@ void rt_redis_store_pre_config(void)
     R.timeout = REDIS_TIMEOUT;
 }
 
-int rt_redis_store_used(void)
-{
-    return R.used;
-}
-
 const char *rt_redis_store_configure(apr_pool_t *p, const char *name,
                                      const char *args)
 {
@@ -252,7 +247,7 @@ static int tls_setup(apr_pool_t *pconf, server_rec *s)
     return OK;
 }
 
-int rt_redis_store_post_config(apr_pool_t *pconf, server_rec *s)
+static int post_config(apr_pool_t *pconf, server_rec *s)
 {
     if (!R.used) {
         return OK;
@@ -562,7 +557,7 @@ typedef struct {
     const char *val;
     apr_size_t vlen;
     const char *cmd; /* GET, GETDEL, DEL */
-    rt_redis_update_fn fn;
+    rt_native_update_fn fn;
     void *ctx;
 } op_args;
 
@@ -773,9 +768,9 @@ static rt_store_status op_update(request_rec *r, rt_redis *c, void *baton,
     return RT_STORE_DOWN;
 }
 
-rt_store_status rt_redis_store_get(request_rec *r, const unsigned char *key,
-                                   apr_size_t klen, unsigned char *buf,
-                                   unsigned int *len)
+static rt_store_status redis_get(request_rec *r, const unsigned char *key,
+                                 apr_size_t klen, unsigned char *buf,
+                                 unsigned int *len)
 {
     op_args a = {
         .key = key, .klen = klen, .buf = buf, .len = len, .cmd = "GET"};
@@ -783,9 +778,9 @@ rt_store_status rt_redis_store_get(request_rec *r, const unsigned char *key,
     return with_conn(r, op_key, &a);
 }
 
-rt_store_status rt_redis_store_take(request_rec *r, const unsigned char *key,
-                                    apr_size_t klen, unsigned char *buf,
-                                    unsigned int *len)
+static rt_store_status redis_take(request_rec *r, const unsigned char *key,
+                                  apr_size_t klen, unsigned char *buf,
+                                  unsigned int *len)
 {
     op_args a = {
         .key = key, .klen = klen, .buf = buf, .len = len, .cmd = "GETDEL"};
@@ -793,33 +788,37 @@ rt_store_status rt_redis_store_take(request_rec *r, const unsigned char *key,
     return with_conn(r, op_key, &a);
 }
 
-rt_store_status rt_redis_store_remove(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen)
+static rt_store_status redis_remove(request_rec *r, const unsigned char *key,
+                                    apr_size_t klen)
 {
     op_args a = {.key = key, .klen = klen, .cmd = "DEL"};
 
     return with_conn(r, op_key, &a);
 }
 
-rt_store_status rt_redis_store_put(request_rec *r, const unsigned char *key,
-                                   apr_size_t klen, apr_int64_t exp,
-                                   const char *val, apr_size_t len)
+static rt_store_status redis_put(request_rec *r, const unsigned char *key,
+                                 apr_size_t klen, apr_int64_t exp,
+                                 const char *val, apr_size_t len)
 {
     op_args a = {.key = key, .klen = klen, .exp = exp, .val = val, .vlen = len};
 
     return with_conn(r, op_put, &a);
 }
 
-rt_store_status rt_redis_store_update(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, rt_redis_update_fn fn,
-                                      void *ctx)
+static rt_store_status redis_update(request_rec *r, const unsigned char *key,
+                                    apr_size_t klen, rt_native_update_fn fn,
+                                    void *ctx)
 {
     op_args a = {.key = key, .klen = klen, .fn = fn, .ctx = ctx};
 
     return with_conn(r, op_update, &a);
 }
 
-rt_store_status rt_redis_store_confirm_miss(request_rec *r)
+static rt_store_status redis_confirm_miss(request_rec *r)
 {
     return R.replicas > 0 ? with_conn(r, op_fence, NULL) : RT_STORE_NOTFOUND;
 }
+
+const rt_native_store rt_redis_native = {
+    post_config, redis_get,    redis_put,          redis_remove,
+    redis_take,  redis_update, redis_confirm_miss, NULL};

@@ -38,42 +38,10 @@ const char *rt_redis_store_set_replicas(cmd_parms *cmd, void *dc, const char *n,
                                         const char *ms);
 
 void rt_redis_store_pre_config(void);
-/* 1 when RunaiTokenCache named this client. */
-int rt_redis_store_used(void);
-/* The TLS context and the process's pool of connections. */
-int rt_redis_store_post_config(apr_pool_t *pconf, server_rec *s);
 void rt_redis_store_child_init(apr_pool_t *p, server_rec *s);
 
-/* A record's operations, key of klen bytes. On RT_STORE_DOWN a note
- * (rt_store_note_error) says why. get copies at most *len bytes into buf
- * and sets *len. */
-rt_store_status rt_redis_store_get(request_rec *r, const unsigned char *key,
-                                   apr_size_t klen, unsigned char *buf,
-                                   unsigned int *len);
-rt_store_status rt_redis_store_put(request_rec *r, const unsigned char *key,
-                                   apr_size_t klen, apr_int64_t exp,
-                                   const char *val, apr_size_t len);
-rt_store_status rt_redis_store_remove(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen);
-/* Reads and removes in one step (GETDEL): of concurrent takers on any
- * host, one gets the record. */
-rt_store_status rt_redis_store_take(request_rec *r, const unsigned char *key,
-                                    apr_size_t klen, unsigned char *buf,
-                                    unsigned int *len);
-
-/* The new value of a record from its old one (old NULL: absent); *val
- * NULL: leave it. 0: cannot (the update answers RT_STORE_DOWN). Called
- * again when another writer changed the record in between. */
-typedef int (*rt_redis_update_fn)(request_rec *r, void *ctx,
-                                  const unsigned char *old, apr_size_t oldlen,
-                                  const char **val, apr_size_t *len,
-                                  apr_int64_t *exp);
-rt_store_status rt_redis_store_update(request_rec *r, const unsigned char *key,
-                                      apr_size_t klen, rt_redis_update_fn fn,
-                                      void *ctx);
-
-/* A miss believed only from a master that still has its replicas
- * (RunaiTokenRedisReplicas): RT_STORE_NOTFOUND, or RT_STORE_DOWN. */
-rt_store_status rt_redis_store_confirm_miss(request_rec *r);
+/* Its operations: takes with GETDEL, updates with WATCH/MULTI/EXEC,
+ * misses fenced by WAIT when replicas are asked for. */
+extern const rt_native_store rt_redis_native;
 
 #endif

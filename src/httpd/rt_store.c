@@ -47,9 +47,9 @@ static struct {
     ap_socache_instance_t *instance;
     const char *provider_name;
     const char *provider_args; /* as configured; NULL: none */
-    /* The module's own client instead of a socache provider: NATIVE_REDIS
-     * (rt_redis_store.h) or NATIVE_MEMCACHE (rt_memcache_store.h). */
-    int native;
+    /* The module's own client instead of a socache provider (redis,
+     * memcache); NULL: a socache provider. */
+    const rt_native_store *native;
     apr_global_mutex_t *mutex;
     /* A store of this host kept from an earlier generation (keep_store). */
     int kept;
@@ -85,8 +85,6 @@ static struct {
     rt_outage *outage;
 } g;
 
-enum { NATIVE_REDIS = 1, NATIVE_MEMCACHE };
-
 const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
@@ -103,7 +101,7 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
     arg = socache ? arg + 8 : arg;
     sep = ap_strchr_c(arg, ':');
     name = sep ? apr_pstrmemdup(cmd->pool, arg, sep - arg) : arg;
-    g.native = 0;
+    g.native = NULL;
     if (!socache &&
         (rt_redis_store_names(name) || rt_memcache_store_names(name))) {
         int mc = rt_memcache_store_names(name);
@@ -116,7 +114,7 @@ const char *rt_store_set_cache(cmd_parms *cmd, void *dc, const char *arg)
         }
         g.provider = NULL;
         g.instance = NULL;
-        g.native = mc ? NATIVE_MEMCACHE : NATIVE_REDIS;
+        g.native = mc ? &rt_memcache_native : &rt_redis_native;
         g.provider_name = name;
         g.provider_args = sep ? apr_pstrdup(cmd->pool, sep + 1) : NULL;
         g.is_dbm = 0;
@@ -754,9 +752,7 @@ int rt_store_post_config(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s)
          * updates (redis makes them atomic on the server). */
         g.shared = 1;
         forget_kept(ptemp, s);
-        if ((g.native == NATIVE_MEMCACHE
-                 ? rt_memcache_store_post_config(pconf, s)
-                 : rt_redis_store_post_config(pconf, s)) != OK ||
+        if (g.native->post_config(pconf, s) != OK ||
             make_mutex(pconf, s, &g.mutex) != OK ||
             make_host_id(pconf, s) != OK) {
             return HTTP_INTERNAL_SERVER_ERROR;
@@ -855,7 +851,8 @@ const char *rt_store_provider(void)
 /* The module's own client serves every step but a local one beside a
  * host-local shmcb; redis's takes and updates are one step on the server. */
 #define NATIVE(local) (g.native && !((local) && g.local_instance))
-#define REDIS(local) (NATIVE(local) && g.native == NATIVE_REDIS)
+/* ... and makes takes, or updates, one step on the server. */
+#define ON_SERVER(local, op) (NATIVE(local) && g.native->op != NULL)
 
 static int needs_lock(void)
 {
@@ -975,10 +972,7 @@ static rt_store_status raw_put(request_rec *r, int local,
     apr_status_t rv;
 
     if (NATIVE(local)) {
-        return g.native == NATIVE_MEMCACHE
-                   ? rt_memcache_store_put(r, key, RT_REC_KEY_LEN, exp, val,
-                                           len)
-                   : rt_redis_store_put(r, key, RT_REC_KEY_LEN, exp, val, len);
+        return g.native->put(r, key, RT_REC_KEY_LEN, exp, val, len);
     }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         rv = PROVIDER(local)->store(INSTANCE(local), r->server, key,
@@ -1020,8 +1014,8 @@ static rt_store_status confirm_miss(request_rec *r)
     }
     if (g.native) {
         /* Its misses are misses; redis's fenced when asked (replicas). */
-        return g.native == NATIVE_REDIS ? rt_redis_store_confirm_miss(r)
-                                        : RT_STORE_NOTFOUND;
+        return g.native->confirm_miss ? g.native->confirm_miss(r)
+                                      : RT_STORE_NOTFOUND;
     }
     empty = json_object();
     if (!rt_record_key(key, RT_REC_PING, "ping", 4)) {
@@ -1050,11 +1044,7 @@ static rt_store_status raw_get(request_rec *r, int local,
     out->buf = apr_palloc(r->pool, RT_REC_MAX);
     if (NATIVE(local)) {
         out->len = RT_REC_MAX;
-        return g.native == NATIVE_MEMCACHE
-                   ? rt_memcache_store_get(r, key, RT_REC_KEY_LEN, out->buf,
-                                           &out->len)
-                   : rt_redis_store_get(r, key, RT_REC_KEY_LEN, out->buf,
-                                        &out->len);
+        return g.native->get(r, key, RT_REC_KEY_LEN, out->buf, &out->len);
     }
     for (int attempt = 0; attempt < STORE_ATTEMPTS; attempt++) {
         out->len = RT_REC_MAX;
@@ -1096,9 +1086,7 @@ static rt_store_status raw_remove(request_rec *r, int local,
     apr_status_t rv;
 
     if (NATIVE(local)) {
-        return g.native == NATIVE_MEMCACHE
-                   ? rt_memcache_store_remove(r, key, RT_REC_KEY_LEN)
-                   : rt_redis_store_remove(r, key, RT_REC_KEY_LEN);
+        return g.native->remove(r, key, RT_REC_KEY_LEN);
     }
     rv = PROVIDER(local)->remove(INSTANCE(local), r->server, key,
                                  RT_REC_KEY_LEN, r->pool);
@@ -1129,7 +1117,7 @@ static rt_store_status update_value(request_rec *r, rt_store_step *t,
     return st;
 }
 
-/* rt_redis_update_fn over update_value: the module's redis client runs
+/* rt_native_update_fn over update_value: the module's redis client runs
  * the step on the server, again when another writer came in between. */
 static int native_update_value(request_rec *r, void *ctx,
                                const unsigned char *old, apr_size_t oldlen,
@@ -1156,9 +1144,8 @@ static rt_store_status update(request_rec *r, const unsigned char *key,
     apr_int64_t exp = 0;
     rt_store_status st;
 
-    if (REDIS(t->local)) {
-        return rt_redis_store_update(r, key, RT_REC_KEY_LEN,
-                                     native_update_value, t);
+    if (ON_SERVER(t->local, update)) {
+        return g.native->update(r, key, RT_REC_KEY_LEN, native_update_value, t);
     }
     st = decode(r, raw_get(r, t->local, key, &got), &got, &old);
     if (st == RT_STORE_NOTFOUND && t->confirm_miss) {
@@ -1193,12 +1180,11 @@ static rt_store_status run(request_rec *r, const unsigned char *key,
     case RT_STORE_UPDATE:
         return update(r, key, t);
     case RT_STORE_TAKE:
-        if (REDIS(t->local)) {
-            /* GETDEL: one step on the server, its miss a miss. */
+        if (ON_SERVER(t->local, take)) {
+            /* One step on the server (GETDEL), its miss a miss. */
             got->buf = apr_palloc(r->pool, RT_REC_MAX);
             got->len = RT_REC_MAX;
-            return rt_redis_store_take(r, key, RT_REC_KEY_LEN, got->buf,
-                                       &got->len);
+            return g.native->take(r, key, RT_REC_KEY_LEN, got->buf, &got->len);
         }
         /* Under the mutex, get+remove is one step on this host; across
          * hosts only the request whose remove succeeds holds the record. */
@@ -1238,8 +1224,8 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
          * the server, for all hosts and processes (GETDEL, WATCH): no
          * mutex, so that unrelated sessions never wait for each other. */
         locked = locked || t->local ||
-                 (g.native != NATIVE_REDIS &&
-                  (t->op == RT_STORE_UPDATE || t->op == RT_STORE_TAKE));
+                 (t->op == RT_STORE_UPDATE && !ON_SERVER(0, update)) ||
+                 (t->op == RT_STORE_TAKE && !ON_SERVER(0, take));
         if (t->digest != NULL) {
             rt_record_key_of(keys[i], t->kind, t->digest);
         }
@@ -1282,10 +1268,10 @@ void rt_store_steps(request_rec *r, rt_store_step *steps, int n)
      * several is partly up while one is down); the store is down when all
      * of them are, else a request to a live server would say "back" and
      * the next to the dead one "down" again. */
-    outage_note(
-        r,
-        i < n && (g.native != NATIVE_MEMCACHE || rt_memcache_store_all_down()),
-        answered(steps, n));
+    outage_note(r,
+                i < n && (g.native == NULL || g.native->all_down == NULL ||
+                          g.native->all_down()),
+                answered(steps, n));
     for (int j = 0; j < n && j <= i; j++) {
         if (steps[j].op == RT_STORE_GET || steps[j].op == RT_STORE_TAKE) {
             steps[j].st = decode(r, steps[j].st, &got[j], &steps[j].got);

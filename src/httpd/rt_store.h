@@ -84,6 +84,42 @@ typedef struct {
  * redis clients also answer "not found" when down. */
 void rt_store_steps(request_rec *r, rt_store_step *steps, int n);
 
+/* A store client of the module's own (redis, memcache: rt_redis_store.h,
+ * rt_memcache_store.h) instead of a socache provider. Keys are klen
+ * bytes. On RT_STORE_DOWN a note (rt_store_note_error) says why; a
+ * RT_STORE_NOTFOUND is a miss the server said. */
+typedef int (*rt_native_update_fn)(request_rec *r, void *ctx,
+                                   const unsigned char *old, apr_size_t oldlen,
+                                   const char **val, apr_size_t *len,
+                                   apr_int64_t *exp);
+typedef struct {
+    int (*post_config)(apr_pool_t *pconf, server_rec *s);
+    /* Copies at most *len bytes into buf and sets *len. */
+    rt_store_status (*get)(request_rec *r, const unsigned char *key,
+                           apr_size_t klen, unsigned char *buf,
+                           unsigned int *len);
+    rt_store_status (*put)(request_rec *r, const unsigned char *key,
+                           apr_size_t klen, apr_int64_t exp, const char *val,
+                           apr_size_t len);
+    rt_store_status (*remove)(request_rec *r, const unsigned char *key,
+                              apr_size_t klen);
+    /* Read and remove, and read-modify-write (fn gives the new value from
+     * the old one, again when another writer came in between), each one
+     * step on the server for all hosts; NULL: get, remove and put under
+     * this host's mutex. */
+    rt_store_status (*take)(request_rec *r, const unsigned char *key,
+                            apr_size_t klen, unsigned char *buf,
+                            unsigned int *len);
+    rt_store_status (*update)(request_rec *r, const unsigned char *key,
+                              apr_size_t klen, rt_native_update_fn fn,
+                              void *ctx);
+    /* A miss believed only when this says so; NULL: always. */
+    rt_store_status (*confirm_miss)(request_rec *r);
+    /* 1 when the store as a whole is down (every server of several);
+     * NULL: a failure is the store's. */
+    int (*all_down)(void);
+} rt_native_store;
+
 /* Why the store failed this request, for the line that tells the outage
  * (one per outage, not per request). */
 void rt_store_note_error(request_rec *r, const char *why);
